@@ -1,0 +1,52 @@
+"""The seam between the plain training loop and anything that changes how it trains.
+
+The loop (``train/loop.py``) knows nothing of pruning, quantization or distillation; it
+calls these hooks at fixed points of every step and epoch. ``TrainHooks`` itself is the
+dense case: every hook leaves training unchanged. ``orchestrator.compress`` subclasses it.
+
+Order of calls, per run::
+
+    model = hooks.prepare(model)                      # before the optimizer is built
+    for epoch in range(epochs):
+        hooks.start_epoch(model, epoch)
+        for step, (x, y, idx) in batches:             # idx: rows of the train split
+            logits = model(x)
+            loss = hooks.loss(logits, y, idx)
+            loss.backward()
+            hooks.after_backward(model, step)         # e.g. accumulate importance
+            optimizer.step()
+            hooks.after_optimizer_step(model, step)   # e.g. re-apply masks
+        metrics.update(hooks.end_epoch(model, epoch)) # e.g. sparsity, bits
+    model = hooks.finish(model)                       # make masks/quantization permanent
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TrainHooks:
+    """Dense training: plain cross-entropy, no changes to the model."""
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def start_epoch(self, model: nn.Module, epoch: int) -> None:
+        return None
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, targets)
+
+    def after_backward(self, model: nn.Module, step: int) -> None:
+        return None
+
+    def after_optimizer_step(self, model: nn.Module, step: int) -> None:
+        return None
+
+    def end_epoch(self, model: nn.Module, epoch: int) -> dict[str, float]:
+        return {}
+
+    def finish(self, model: nn.Module) -> nn.Module:
+        return model
