@@ -1,0 +1,244 @@
+"""YAML file (+ command-line overrides) → validated ``RecipeTemplate``.
+
+Validation reports every problem at once. A recipe with search-space leaves is validated once
+with each candidate value of each leaf substituted (all options of a grid/choice, both ends of
+a range), so ``bits: {grid: [4, 9]}`` fails up front, at load time, naming the leaf.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.errors import Problem, RecipeError
+from orchestrator.recipe.schema import Recipe
+from orchestrator.recipe.space import Leaf, find_leaves, set_path
+
+MAX_RECIPE_BYTES = 1_000_000
+OVERRIDE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+@dataclass(frozen=True)
+class RecipeTemplate:
+    """A validated recipe that may still hold search-space leaves.
+
+    ``base`` is the recipe with every leaf at its first candidate (what ``validate`` shows);
+    ``resolve`` gives the concrete recipe of one trial.
+    """
+
+    data: dict
+    leaves: tuple[Leaf, ...]
+    base: Recipe
+    source: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.base.name
+
+    @property
+    def hash(self) -> str:
+        canonical = json.dumps(self.data, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def resolve(self, values: Mapping[str, Any]) -> Recipe:
+        """The concrete recipe for one point of the search space ({dotted path: value})."""
+        unknown = set(values) - {leaf.path for leaf in self.leaves}
+        if unknown:
+            raise KeyError(f"not search-space paths of this recipe: {sorted(unknown)}")
+        data = _substitute(self.data, self.leaves, values)
+        return Recipe.model_validate(data)
+
+
+# --- reading ----------------------------------------------------------------------------
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, source: str) -> dict:
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise RecipeError([Problem("", f"not valid YAML: {exc}")], source) from None
+    except RecursionError:
+        raise RecipeError([Problem("", "YAML nested too deeply")], source) from None
+    if not isinstance(data, dict):
+        kind = type(data).__name__ if data is not None else "an empty document"
+        raise RecipeError([Problem("", f"a recipe is a YAML mapping of sections, got {kind}")], source)
+    return data
+
+
+def read_recipe_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError([Problem("", f"recipe file not found: {str(path)!r}")], str(path))
+    if path.stat().st_size > MAX_RECIPE_BYTES:
+        raise RecipeError([Problem("", f"recipe file is larger than {MAX_RECIPE_BYTES} bytes")], str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError([Problem("", f"cannot read recipe file: {exc}")], str(path)) from None
+    return parse_yaml(text, str(path))
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> tuple[dict, list[Problem]]:
+    """Apply ``key.path=value`` overrides; values are YAML (``train.lr={grid: [0.1, 0.2]}``)."""
+    data = copy.deepcopy(data)
+    problems = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not OVERRIDE_KEY.match(key):
+            problems.append(Problem("", f"override {item!r} must look like section.key=value"))
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            problems.append(Problem(key, f"override value {raw!r} is not valid YAML: {exc}"))
+            continue
+        set_path(data, key, value)
+    return data, problems
+
+
+# --- validation ---------------------------------------------------------------------------
+
+def _substitute(data: dict, leaves, values: Mapping[str, Any]) -> dict:
+    data = copy.deepcopy(data)
+    for leaf in leaves:
+        set_path(data, leaf.path, values.get(leaf.path, leaf.candidates()[0]))
+    return data
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that validates the mapping at ``loc`` (for 'allowed keys')."""
+    model: Any = Recipe
+    for key in loc:
+        field = model.model_fields.get(key) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return None
+    return model
+
+
+def _clean_loc(loc: tuple, data: Any) -> tuple:
+    """Drop pydantic's union tags from an error location so it matches the user's keys."""
+    kept, node = [], data
+    for i, key in enumerate(loc):
+        if isinstance(node, dict) and key in node:
+            kept.append(key)
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+            kept.append(key)
+            node = node[key]
+        elif i == len(loc) - 1:
+            kept.append(key)
+    return tuple(kept)
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for key in loc:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out
+
+
+def _problems_from(exc: ValidationError, data: dict) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = _clean_loc(tuple(err["loc"]), data)
+        kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            model = _model_at(loc[:-1])
+            allowed = f"; allowed keys: {', '.join(model.model_fields)}" if model else ""
+            msg = f"unknown key{allowed}"
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
+            msg = msg.replace("'asha', 'median', 'none'", "asha|median|none")
+        if kind not in ("extra_forbidden", "missing") and "input" in err and not isinstance(err["input"], (dict, list)):
+            msg = f"{msg} (got {err['input']!r})"
+        problems.append(Problem(_dotted(loc), msg))
+    return problems
+
+
+def _validate_once(data: dict) -> list[Problem]:
+    try:
+        Recipe.model_validate(data)
+    except ValidationError as exc:
+        return _problems_from(exc, data)
+    except (RecursionError, OverflowError) as exc:
+        return [Problem("", f"recipe cannot be validated: {type(exc).__name__}")]
+    return []
+
+
+def _validate_all_candidates(data: dict, leaves: list[Leaf]) -> list[Problem]:
+    problems = _validate_once(_substitute(data, leaves, {}))
+    for leaf in leaves:
+        for value in leaf.candidates()[1:]:
+            for problem in _validate_once(_substitute(data, leaves, {leaf.path: value})):
+                problems.append(problem)
+    # A problem at or below a leaf names the leaf's value; dedupe repeats across candidates.
+    unique: dict[tuple[str, str], Problem] = {}
+    for problem in problems:
+        unique.setdefault((problem.path, problem.message), problem)
+    return list(unique.values())
+
+
+def _drop_path(data: dict, path: str) -> None:
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(last, None)
+
+
+def build_template(data: dict, source: str | None = None) -> RecipeTemplate:
+    leaves, problems = find_leaves(data)
+    # Malformed leaves are reported above; validate the rest of the recipe without them so
+    # the user sees every problem in one go.
+    bad_paths = {p.path for p in problems}
+    checkable = copy.deepcopy(data)
+    for path in bad_paths:
+        _drop_path(checkable, path)
+    problems += [p for p in _validate_all_candidates(checkable, leaves) if p.path not in bad_paths]
+    if problems:
+        raise RecipeError(problems, source)
+    base = Recipe.model_validate(_substitute(data, leaves, {}))
+    return RecipeTemplate(data=data, leaves=tuple(leaves), base=base, source=source)
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> RecipeTemplate:
+    """Read, override and validate a recipe file. Raises ``RecipeError`` listing every problem."""
+    data = read_recipe_file(path)
+    data, problems = apply_overrides(data, list(overrides or []))
+    if problems:
+        raise RecipeError(problems, str(path))
+    return build_template(data, str(path))

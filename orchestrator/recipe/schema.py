@@ -1,0 +1,199 @@
+"""The typed recipe: one pydantic model per section of the YAML file.
+
+Every model forbids unknown keys and NaN/inf, so a typo or a nonsense value is an error that
+names its field. Search-space leaves never reach these models: ``loader.py`` validates the
+recipe once per candidate value of each leaf, and a trial's recipe is fully concrete.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+# --- data -------------------------------------------------------------------------------
+
+class DataConfig(Section):
+    """Which dataset, and how it is split. Splits are stratified and seeded."""
+
+    name: Literal["digits", "mnist1d", "synthetic"] = "digits"
+    val_fraction: Fraction = 0.15
+    test_fraction: Fraction = 0.2
+    seed: int = 0
+    # synthetic only: a seeded Gaussian-cluster classification task
+    num_samples: PositiveInt = 2000
+    num_features: PositiveInt = 32
+    num_classes: Annotated[int, Field(ge=2)] = 4
+
+    @model_validator(mode="after")
+    def _splits_leave_training_data(self):
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError(
+                f"val_fraction + test_fraction must be < 0.9 to leave training data, got "
+                f"{self.val_fraction} + {self.test_fraction}"
+            )
+        return self
+
+
+# --- model ------------------------------------------------------------------------------
+
+class ModelConfig(Section):
+    """A registered architecture, built for the dataset's input shape and class count."""
+
+    name: Literal["mlp", "cnn1d", "cnn2d"] = "mlp"
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [256, 256], max_length=16)
+    channels: list[PositiveInt] = Field(default_factory=lambda: [32, 64], min_length=1, max_length=8)
+    kernel_size: Annotated[int, Field(ge=1, le=15)] = 3
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+
+# --- training ---------------------------------------------------------------------------
+
+class OptimizerConfig(Section):
+    name: Literal["sgd", "adam"] = "sgd"
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    nesterov: bool = False
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self):
+        if self.name == "sgd" and self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov: true needs momentum > 0")
+        return self
+
+
+class LRScheduleConfig(Section):
+    """η as a pure function of training progress (see train/schedules.py)."""
+
+    name: Literal["constant", "exponential", "step", "cosine"] = "exponential"
+    decay: Annotated[float, Field(gt=0, le=1)] = 0.95  # exponential: η_t = η0·decay^t (t in epochs)
+    step_epochs: PositiveInt = 10  # step: multiply by gamma every step_epochs
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
+    min_lr_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0  # cosine floor, as a fraction of η0
+    warmup_epochs: Annotated[float, Field(ge=0)] = 0.0  # linear warmup from 0, before the schedule
+
+
+class TrainConfig(Section):
+    epochs: Annotated[int, Field(gt=0, le=10_000)] = 10
+    batch_size: Annotated[int, Field(gt=0, le=65_536)] = 64
+    lr: Annotated[float, Field(gt=0, le=10)] = 0.05
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
+    seed: int = 0
+    # "baseline": start each sweep trial from the dense baseline's weights (fine-tuning, as
+    # compression recipes do); "scratch": from a fresh seeded initialisation.
+    init: Literal["scratch", "baseline"] = "scratch"
+    threads: Annotated[int, Field(ge=1, le=256)] = 1  # torch intra-op threads per worker
+
+
+class ParallelConfig(Section):
+    strategy: Literal["ddp"] = "ddp"
+    workers: Annotated[int, Field(ge=1, le=1024)] = 1
+    cpus_per_worker: Annotated[float, Field(gt=0, le=256)] = 1.0
+    gpus_per_worker: Annotated[float, Field(ge=0, le=16)] = 0.0
+    use_gpu: bool = False
+
+    @model_validator(mode="after")
+    def _gpu_flags_agree(self):
+        if self.use_gpu and self.gpus_per_worker == 0:
+            raise ValueError("use_gpu: true needs gpus_per_worker > 0")
+        if self.gpus_per_worker > 0 and not self.use_gpu:
+            raise ValueError("gpus_per_worker > 0 needs use_gpu: true")
+        return self
+
+
+class BaselineConfig(Section):
+    enabled: bool = True
+    epochs: PositiveInt | None = None  # default: train.epochs
+
+
+# --- search -----------------------------------------------------------------------------
+
+class AshaConfig(Section):
+    name: Literal["asha"]
+    grace_period: PositiveInt = 1
+    reduction_factor: Annotated[float, Field(gt=1, le=100)] = 2.0
+    brackets: Annotated[int, Field(ge=1, le=8)] = 1
+
+
+class MedianConfig(Section):
+    name: Literal["median"]
+    grace_period: PositiveInt = 1
+    min_samples_required: PositiveInt = 3
+
+
+class NoSchedulerConfig(Section):
+    name: Literal["none"]
+
+
+SchedulerConfig = Annotated[Union[AshaConfig, MedianConfig, NoSchedulerConfig], Field(discriminator="name")]
+
+METRICS = ("val_accuracy", "val_loss", "train_loss", "test_accuracy", "size_bytes")
+
+
+class SearchConfig(Section):
+    num_samples: Annotated[int, Field(ge=1, le=100_000)] = 1
+    scheduler: SchedulerConfig = Field(default_factory=lambda: AshaConfig(name="asha"))
+    metric: Literal[METRICS] = "val_accuracy"
+    mode: Literal["max", "min"] = "max"
+    # None: derived by the resource planner from what the Ray cluster offers.
+    max_concurrent_trials: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    algorithm: Literal["random"] = "random"
+    seed: int | None = 0  # seeds the sampling of choice/uniform/... leaves
+
+
+class ResultsConfig(Section):
+    path: str = "results"  # a local directory or a URI that pyarrow understands (s3://...)
+
+    @field_validator("path")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("results.path must not be empty")
+        return value
+
+
+class Recipe(Section):
+    """A whole experiment: what to train, how to compress it, what to sweep, where results go."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    description: str = ""
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    parallel: ParallelConfig = Field(default_factory=ParallelConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    results: ResultsConfig = Field(default_factory=ResultsConfig)
+
+    @model_validator(mode="after")
+    def _cross_section_rules(self):
+        sched = self.search.scheduler
+        if sched.name in ("asha", "median") and sched.grace_period > self.train.epochs:
+            raise ValueError(
+                f"search.scheduler.grace_period ({sched.grace_period}) must be <= train.epochs "
+                f"({self.train.epochs}), or the scheduler can never stop a trial"
+            )
+        if self.train.init == "baseline" and not self.baseline.enabled:
+            raise ValueError("train.init: baseline needs baseline.enabled: true")
+        if self.model.name in ("cnn1d", "cnn2d") and self.data.name == "synthetic":
+            raise ValueError(f"model.name {self.model.name!r} needs spatial input; data.name 'synthetic' is flat (use mlp)")
+        if self.model.name == "cnn2d" and self.data.name == "mnist1d":
+            raise ValueError("model.name 'cnn2d' needs 2-D input; data.name 'mnist1d' is 1-D (use cnn1d or mlp)")
+        if self.model.name == "cnn1d" and self.data.name == "digits":
+            raise ValueError("model.name 'cnn1d' needs 1-D input; data.name 'digits' is 8x8 images (use cnn2d or mlp)")
+        return self
+
+
+SECTION_NAMES = tuple(Recipe.model_fields)

@@ -1,0 +1,138 @@
+"""The training loop: plain PyTorch, read top to bottom, no Ray and no orchestration.
+
+The same function runs in a Tune trial process (one worker) and in every Ray Train worker
+(data parallel): with ``world_size > 1`` each rank takes its share of every global batch and
+evaluation counts are summed across ranks, so the reported metrics are the same either way.
+Compression plugs in through ``TrainHooks``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from orchestrator.data import Splits
+from orchestrator.models import build_model, dense_fp32_bytes
+from orchestrator.recipe.schema import Recipe, TrainConfig
+from orchestrator.train.hooks import TrainHooks
+from orchestrator.train.schedules import lr_at
+
+# report(metrics, model, final): called once per epoch on every rank; ``final`` on the last.
+Reporter = Callable[[dict, nn.Module, bool], None]
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict] = field(default_factory=list)
+
+
+def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    opt = cfg.optimizer
+    if opt.name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=opt.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=opt.weight_decay)
+
+
+def _all_sum(values: list[float], world_size: int) -> list[float]:
+    if world_size == 1:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rank: int = 0, world_size: int = 1,
+             batch_size: int = 1024, device: torch.device | None = None) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) over all of ``x``; each rank scores every world_size-th row."""
+    was_training = model.training
+    model.eval()
+    x, y = x[rank::world_size], y[rank::world_size]
+    loss_sum, correct = 0.0, 0.0
+    for start in range(0, len(y), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        if device is not None:
+            xb, yb = xb.to(device), yb.to(device)
+        logits = model(xb)
+        loss_sum += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(dim=1) == yb).sum().item()
+    loss_sum, correct, count = _all_sum([loss_sum, correct, float(len(y))], world_size)
+    model.train(was_training)
+    return loss_sum / max(count, 1), correct / max(count, 1)
+
+
+def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: TrainHooks | None = None,
+                initial_state: dict | None = None, epochs: int | None = None, rank: int = 0,
+                world_size: int = 1, wrap: Callable[[nn.Module], nn.Module] | None = None,
+                device: torch.device | None = None) -> TrainResult:
+    """Train ``recipe.model`` on ``splits`` and call ``report`` after every epoch."""
+    cfg = recipe.train
+    hooks = hooks or TrainHooks()
+    epochs = epochs or cfg.epochs
+    model = build_model(recipe.model, splits.input_shape, splits.num_classes, seed=cfg.seed)
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
+    model = hooks.prepare(model)
+    if device is not None:
+        model.to(device)
+    trained = wrap(model) if wrap else model  # DDP wrapper or the model itself
+    optimizer = build_optimizer(cfg, trained.parameters())
+    dense_bytes = dense_fp32_bytes(model)
+
+    n_train = len(splits.train_y)
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    history: list[dict] = []
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        hooks.start_epoch(model, epoch)
+        trained.train()
+        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        loss_sum, seen = 0.0, 0
+        for step, batch in enumerate(order.split(cfg.batch_size)):
+            if len(batch) < world_size:  # a rank without rows would stall DDP's all-reduce
+                continue
+            lr = lr_at(cfg.lr_schedule, cfg.lr, epoch + step / steps_per_epoch, epochs)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            rows = batch[rank::world_size]
+            x, y = splits.train_x[rows], splits.train_y[rows]
+            if device is not None:
+                x, y = x.to(device), y.to(device)
+            loss = hooks.loss(trained(x), y, rows)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            hooks.after_backward(model, epoch * steps_per_epoch + step)
+            optimizer.step()
+            hooks.after_optimizer_step(model, epoch * steps_per_epoch + step)
+            loss_sum += loss.item() * len(rows)
+            seen += len(rows)
+
+        final = epoch == epochs - 1
+        extra = hooks.end_epoch(model, epoch)
+        if final:
+            model = hooks.finish(model)
+        loss_sum, seen = _all_sum([loss_sum, float(seen)], world_size)
+        val_loss, val_acc = evaluate(model, splits.val_x, splits.val_y, rank, world_size, device=device)
+        _, test_acc = evaluate(model, splits.test_x, splits.test_y, rank, world_size, device=device)
+        metrics = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(seen, 1),
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "test_accuracy": test_acc,
+            "lr": lr_at(cfg.lr_schedule, cfg.lr, epoch, epochs),
+            "size_bytes": dense_bytes,
+            "dense_size_bytes": dense_bytes,
+            "epoch_s": time.perf_counter() - started,
+            **extra,
+        }
+        history.append(metrics)
+        report(metrics, model, final)
+    return TrainResult(model=model, history=history)
