@@ -48,6 +48,11 @@ class RecipeTemplate:
         canonical = json.dumps(self.data, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def baseline_recipe(self) -> Recipe:
+        """The recipe of the dense baseline run: leaves at their first candidate, then
+        ``baseline.overrides`` applied."""
+        return Recipe.model_validate(_baseline_data(self.data, self.leaves))
+
     def resolve(self, values: Mapping[str, Any]) -> Recipe:
         """The concrete recipe for one point of the search space ({dotted path: value})."""
         unknown = set(values) - {leaf.path for leaf in self.leaves}
@@ -129,6 +134,13 @@ def _substitute(data: dict, leaves, values: Mapping[str, Any]) -> dict:
     data = copy.deepcopy(data)
     for leaf in leaves:
         set_path(data, leaf.path, values.get(leaf.path, leaf.candidates()[0]))
+    return data
+
+
+def _baseline_data(data: dict, leaves) -> dict:
+    data = _substitute(data, leaves, {})
+    for path, value in (data.get("baseline") or {}).get("overrides", {}).items():
+        set_path(data, path, value)
     return data
 
 
@@ -229,6 +241,9 @@ def build_template(data: dict, source: str | None = None) -> RecipeTemplate:
     for path in bad_paths:
         _drop_path(checkable, path)
     problems += [p for p in _validate_all_candidates(checkable, leaves) if p.path not in bad_paths]
+    if not problems:
+        problems += [Problem(f"baseline.overrides ({p.path})", p.message)
+                     for p in _validate_once(_baseline_data(checkable, leaves))]
     if problems:
         raise RecipeError(problems, source)
     base = Recipe.model_validate(_substitute(data, leaves, {}))

@@ -8,7 +8,7 @@ recipe once per candidate value of each leaf, and a trial's recipe is fully conc
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -114,8 +114,13 @@ class ParallelConfig(Section):
 
 
 class BaselineConfig(Section):
+    """The dense run trained once before the sweep: the reference row of the results and
+    the distillation teacher. It trains the recipe without compression; a swept value takes
+    its first candidate unless ``overrides`` sets it (``{train.lr: 0.1}``)."""
+
     enabled: bool = True
     epochs: PositiveInt | None = None  # default: train.epochs
+    overrides: dict[Annotated[str, Field(pattern=r"^(data|model|train|parallel)(\.[A-Za-z_][A-Za-z0-9_]*)+$")], Any] = Field(default_factory=dict)
 
 
 # --- search -----------------------------------------------------------------------------

@@ -33,6 +33,16 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+def weight_stats(model: nn.Module) -> dict[str, float]:
+    """Non-zero parameters, and the fraction of zeros among Linear/Conv weights (what pruning
+    targets), measured on the tensors themselves."""
+    nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
+    weights = [m.weight for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    total = sum(w.numel() for w in weights)
+    zeros = sum(w.numel() - int(torch.count_nonzero(w)) for w in weights)
+    return {"nonzero_params": nonzero, "sparsity": zeros / total if total else 0.0, "bits": 32}
+
+
 def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     opt = cfg.optimizer
     if opt.name == "sgd":
@@ -131,6 +141,7 @@ def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: Trai
             "size_bytes": dense_bytes,
             "dense_size_bytes": dense_bytes,
             "epoch_s": time.perf_counter() - started,
+            **weight_stats(model),
             **extra,
         }
         history.append(metrics)

@@ -1,0 +1,41 @@
+"""What ``orchestrator run`` prints when a sweep ends: where the files are, the best trials."""
+
+from __future__ import annotations
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.results.schema import PARAM_PREFIX
+from orchestrator.sweep.progress import fmt, short_name
+
+
+def best_trials(trials: pd.DataFrame, metric: str, mode: str, n: int = 5) -> pd.DataFrame:
+    done = trials[trials["status"] != "failed"]
+    return done.sort_values(metric, ascending=(mode == "min"), na_position="last").head(n)
+
+
+def print_summary(outcome, console: Console, n: int = 5) -> None:
+    trials, recipe = outcome.trials, None
+    metric, mode = "val_accuracy", "max"
+    counts = trials.groupby(["stage", "status"]).size().to_dict()
+    console.print(f"\n[bold]sweep {outcome.sweep.sweep_id}[/] finished in {outcome.wall_s:.1f}s: "
+                  + ", ".join(f"{n} {stage} {status}" for (stage, status), n in sorted(counts.items())))
+    params = [c for c in trials.columns if c.startswith(PARAM_PREFIX)]
+    table = Table(title=f"best {n} trials by {metric}", title_justify="left")
+    for column in ["trial", "status", *[short_name(p[len(PARAM_PREFIX):]) for p in params],
+                   "val acc", "test acc", "bytes", "ratio", "epochs"]:
+        table.add_column(column, justify="left" if column in ("trial", "status") else "right")
+    for _, row in best_trials(trials, metric, mode, n).iterrows():
+        trial = "baseline" if row["stage"] == "baseline" else row["trial_id"]
+        cells = [trial, row["status"], *[fmt(row[p]) for p in params],
+                 fmt(row["val_accuracy"]), fmt(row["test_accuracy"]), fmt(row["size_bytes"]),
+                 fmt(row["compression_ratio"]), fmt(row["epochs_run"])]
+        table.add_row(*[str(c) for c in cells])
+    console.print(table)
+    failed = trials[trials["status"] == "failed"]
+    for _, row in failed.head(3).iterrows():
+        console.print(f"[red]failed[/] {row['trial_id']}: {row['error']}")
+    console.print(f"results: {outcome.sweep.path}")
+    for name, path in outcome.files.items():
+        console.print(f"  {name}: {path}")

@@ -1,0 +1,62 @@
+"""The Tune trial: resolve the trial's recipe, train, report every epoch to Tune.
+
+One worker: the loop runs right here, in the trial's own process (no TorchTrainer, no extra
+worker start-up). Several workers: this process is a thin driver around a DDP TorchTrainer
+(``train/parallel.py``). Either way Tune receives the same metrics once per epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from orchestrator.recipe import RecipeTemplate
+from orchestrator.train.loop import train_model
+from orchestrator.train.parallel import STATE_FILE, WorkerTask, fit_data_parallel
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """Everything a trial needs besides its config; shipped once via ``tune.with_parameters``."""
+
+    template: RecipeTemplate
+    stage: str  # "baseline" | "sweep"
+    epochs: int
+    splits_ref: Any  # ObjectRef[Splits]
+    baseline_ref: Any  # ObjectRef[dict] | None: the dense baseline's weights
+    cpus_per_worker: float
+    train_storage: str  # where Train V2 runs of multi-worker trials keep their state
+
+
+def run_trial(config: dict, context: TrialContext) -> None:
+    recipe = context.template.baseline_recipe() if context.stage == "baseline" else context.template.resolve(config)
+    from_baseline = context.stage == "sweep" and recipe.train.init == "baseline"
+    initial_ref = context.baseline_ref if from_baseline else None
+    save_final = context.stage == "baseline"
+
+    if recipe.parallel.workers > 1:
+        task = WorkerTask(recipe=recipe, splits_ref=context.splits_ref, initial_state_ref=initial_ref,
+                          make_hooks=None, epochs=context.epochs, save_final_state=save_final,
+                          cpus_per_worker=context.cpus_per_worker)
+        fit_data_parallel(task, run_name=tune.get_context().get_trial_id(), storage_path=context.train_storage)
+        return
+
+    torch.set_num_threads(recipe.train.threads)
+    splits = ray.get(context.splits_ref)
+    initial_state = ray.get(initial_ref) if initial_ref is not None else None
+
+    def report(metrics: dict, model: torch.nn.Module, final: bool) -> None:
+        if not (final and save_final):
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, os.path.join(tmp, STATE_FILE))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    train_model(recipe, splits, report, initial_state=initial_state, epochs=context.epochs)
