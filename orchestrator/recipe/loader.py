@@ -23,6 +23,14 @@ from orchestrator.recipe.schema import Recipe
 from orchestrator.recipe.space import Leaf, find_leaves, set_path
 
 MAX_RECIPE_BYTES = 1_000_000
+# Sections whose values must be the same for every trial of a sweep.
+UNSWEEPABLE = {
+    "name": "the recipe name names the results folder",
+    "parallel": "all trials of a sweep share one resource plan, so parallel settings cannot be swept",
+    "search": "search settings configure the sweep itself",
+    "results": "all trials of a sweep write to one results folder",
+    "baseline": "the baseline is trained once per sweep",
+}
 OVERRIDE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -234,6 +242,9 @@ def _drop_path(data: dict, path: str) -> None:
 
 def build_template(data: dict, source: str | None = None) -> RecipeTemplate:
     leaves, problems = find_leaves(data)
+    for leaf in [leaf for leaf in leaves if leaf.path.split(".")[0] in UNSWEEPABLE]:
+        problems.append(Problem(leaf.path, f"{UNSWEEPABLE[leaf.path.split('.')[0]]}; give one value, not {leaf.to_data()}"))
+        leaves.remove(leaf)
     # Malformed leaves are reported above; validate the rest of the recipe without them so
     # the user sees every problem in one go.
     bad_paths = {p.path for p in problems}

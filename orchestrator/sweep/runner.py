@@ -56,14 +56,19 @@ class SweepOutcome:
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None):
-    """Join a running Ray (tests, ``--address``) or start an embedded one for this process."""
+def ray_session(address: str | None, state_api: bool = True):
+    """Join a running Ray (tests, ``--address``) or start an embedded one for this process.
+
+    ``state_api``: start the dashboard, whose State API Ray Train's placement-group cleaner
+    needs to free the workers of a trial that Tune stopped early (without it, later trials
+    wait forever for CPUs). Single-worker trials never start Train workers, so they skip
+    the dashboard and its ~2.5 s of start-up."""
     if ray.is_initialized():
         yield False
         return
     logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_DropNoise())
-    ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-             configure_logging=True, include_dashboard=False if address is None else None)
+    ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, configure_logging=True,
+             include_dashboard=None if (address is not None or state_api) else False)
     try:
         yield address is None
     finally:
@@ -106,7 +111,10 @@ def _run_stage(stage: str, template: RecipeTemplate, sweep: SweepDir, plan: Plan
             # The concurrency cap lives in the generator: Tune ignores max_concurrent_trials
             # when search_alg is a BasicVariantGenerator.
             search_alg=BasicVariantGenerator(random_state=recipe.search.seed, max_concurrent=plan.max_concurrent),
-            reuse_actors=True,
+            # Reusing the trial process saves its start-up (importing torch) for every trial.
+            # Not for multi-worker trials: one that Tune stops is still inside fit(), and
+            # its actor must die so that Train releases the workers' resources.
+            reuse_actors=recipe.parallel.workers == 1,
         ),
         run_config=tune.RunConfig(name=stage, storage_path=sweep.ray_storage, verbose=0, callbacks=callbacks,
                                   failure_config=tune.FailureConfig(max_failures=0)),
@@ -160,7 +168,7 @@ def run_sweep(template: RecipeTemplate, *, address: str | None = None, console: 
     recipe = template.base
     sweep = SweepDir.create(recipe.results.path, recipe.name)
     total = count_trials(template.leaves, recipe.search.num_samples)
-    with ray_session(address) as local:
+    with ray_session(address, state_api=recipe.parallel.workers > 1) as local:
         resources = ray.cluster_resources()
         plan = plan_resources(recipe, resources.get("CPU", 0.0), resources.get("GPU", 0.0), total,
                               local=bool(local) or address is None)
