@@ -9,7 +9,8 @@ interval per objective. A sweep's hypervolume then gets bounds: the hypervolume 
 configuration moved to the bad end of its intervals (pessimistic) and to the good end
 (optimistic). A gain "exceeds the noise" when B's pessimistic bound beats A's optimistic one
 (or, for a loss, the reverse): a conservative interval argument, not a formal test. Budget
-gains use Welch's t interval on the difference of the two means.
+gains use Welch's t interval on the difference of the two means. Either verdict is None
+unless both sides have seed replicates: a single seed says nothing about its noise.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class Gain:
     other: str
     hv_gain: float
     hv_gain_rel: float
-    exceeds_noise: bool | None  # None: neither sweep has replicates, the noise is unknown
+    exceeds_noise: bool | None  # None: a sweep without replicates, its noise is unknown
     base_dominated: pd.DataFrame = field(repr=False)  # base frontier points other dominates
     other_dominated: pd.DataFrame = field(repr=False)  # other frontier points base dominates
 
@@ -255,7 +256,7 @@ def _gain(base: SweepSummary, other: SweepSummary, objectives) -> Gain:
     ma, mb = objective_matrix(fa, objectives), objective_matrix(fb, objectives)
     gain = other.hypervolume - base.hypervolume
     exceeds = None
-    if base.has_replicates or other.has_replicates:
+    if base.has_replicates and other.has_replicates:
         exceeds = bool(other.hypervolume_bounds[0] > base.hypervolume_bounds[1]
                        or other.hypervolume_bounds[1] < base.hypervolume_bounds[0])
     return Gain(

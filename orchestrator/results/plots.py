@@ -8,10 +8,10 @@ Drawn on a bare ``matplotlib.figure.Figure`` (Agg canvas): no pyplot state, no d
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
+from orchestrator.results._io import atomic_path
 from orchestrator.results.compare import Comparison
 
 __all__ = ["plot_comparison"]
@@ -60,13 +60,6 @@ def plot_comparison(comparison: Comparison, out_png: str | os.PathLike,
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
     out_png = os.fspath(out_png)
-    fd, tmp = tempfile.mkstemp(prefix=".plot-", suffix=".png",
-                               dir=os.path.dirname(os.path.abspath(out_png)))
-    os.close(fd)
-    try:
+    with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")
-        os.replace(tmp, out_png)
-    except BaseException:
-        os.unlink(tmp)
-        raise
     return out_png
