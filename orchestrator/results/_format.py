@@ -22,7 +22,9 @@ def _cell(value, column: str) -> str:
             return f"{value:,.0f}"
         if isinstance(value, (int, np.integer)):
             return str(value)
-        return f"{value:.4g}" if abs(value) >= 1e4 or abs(value) < 1e-3 else f"{value:.4f}"
+        if abs(value) >= 1e4:
+            return f"{value:,.0f}"
+        return f"{value:.3g}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%d %H:%M")
     return str(value)

@@ -117,7 +117,7 @@ def check_columns(df: pd.DataFrame, objectives: Iterable[Objective]) -> None:
     if missing:
         numeric = sorted(c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]))
         raise ResultsInputError(
-            f"unknown objective column(s) {missing}; numeric columns available: {numeric}"
+            f"objectives: unknown column(s) {missing}; numeric columns available: {numeric}"
         )
 
 
