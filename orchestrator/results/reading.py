@@ -79,8 +79,10 @@ def _read(path, name: str, filters: dict[str, object]) -> pd.DataFrame:
             files.append(file)
     if not files:
         return pd.DataFrame()
+    # Without the files' pandas metadata: it describes one file (e.g. an Int64 column that
+    # another file holds as float) and would mislead to_pandas about the unified table.
     schema = pa.unify_schemas([pq.read_schema(f, filesystem=fs) for f in files],
-                              promote_options="permissive")
+                              promote_options="permissive").remove_metadata()
     dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=fs)
     condition = None
     for column, wanted in filters.items():

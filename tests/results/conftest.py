@@ -29,6 +29,8 @@ def tree(tmp_path):
     s1 = synthetic_trials("sweep-a1", "mlp", 12, params=("train.lr",), rng=1)
     s2 = synthetic_trials("sweep-a2", "mlp", 12, seeds=(0, 1, 2), skill=0.02, rng=2,
                           params=("compression.quantization.bits",))
+    s2["param.compression.quantization.bits"] = s2["param.compression.quantization.bits"].astype(
+        "float64")
     s3 = synthetic_trials("sweep-b1", "cnn", 8, rng=3,
                           params=("train.lr", "compression.pruning.sparsity"))
     s3["param.compression.quantization.bits"] = pd.array([None] + [4] * (len(s3) - 1),
