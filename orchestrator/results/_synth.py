@@ -108,7 +108,8 @@ def write_synthetic_sweep(root: str | Path, trials: pd.DataFrame,
     frontier = sweep_frontier(trials)
     pq.write_table(pa.Table.from_pandas(frontier, preserve_index=False),
                    folder / "frontier.parquet")
-    recipe_text = recipe_text or f"# synthetic recipe <{recipe}>\nname: {recipe}\ntrain:\n  lr: 0.01\n"
+    if recipe_text is None:
+        recipe_text = f"# synthetic recipe <{recipe}>\nname: {recipe}\ntrain:\n  lr: 0.01\n"
     (folder / "recipe.yaml").write_text(recipe_text)
     meta = {"sweep_id": sweep_id, "recipe_name": recipe, "recipe_hash": f"hash-{recipe}",
             "created_at": created_at, "orchestrator_version": "0.1.0",

@@ -229,12 +229,13 @@ def _summarize_sweep(trials, objectives, ref_min) -> SweepSummary:
     matrix = objective_matrix(configs, objectives)
     configs["on_front"] = pareto_mask(matrix)
     bounds = tuple(_hv(_shifted(configs, objectives, s), ref_min) for s in (1.0, -1.0))
-    sweep = trials[trials["stage"] != "baseline"] if "stage" in trials.columns else trials
+    is_baseline = (trials["stage"] == "baseline" if "stage" in trials.columns
+                   else pd.Series(False, index=trials.index))
+    sweep = trials[~is_baseline]
     first = trials.iloc[0]
     return SweepSummary(
         sweep_id=str(first["sweep_id"]), recipe_name=str(first.get("recipe_name", "")),
-        configs=configs,
-        baseline=trials[trials["stage"] == "baseline"] if "stage" in trials.columns else trials.iloc[:0],
+        configs=configs, baseline=trials[is_baseline],
         hypervolume=_hv(matrix[~np.isnan(matrix).any(axis=1)], ref_min),
         hypervolume_bounds=bounds, dense_size=dense_size(trials),
         n_trials=len(sweep), n_failed=int((sweep.get("status") == "failed").sum()),

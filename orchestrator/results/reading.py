@@ -90,7 +90,8 @@ def _read(path, name: str, filters: dict[str, object]) -> pd.DataFrame:
         if wanted is None:
             continue
         if column not in schema.names:
-            raise ResultsInputError(f"{column}: the files at {os.fspath(path)!r} have no such column")
+            raise ResultsInputError(
+                f"{column}: the files at {os.fspath(path)!r} have no such column")
         term = ds.field(column).isin(wanted)
         condition = term if condition is None else condition & term
     return dataset.to_table(filter=condition).to_pandas()
