@@ -139,8 +139,9 @@ def _nccl_worker(rank: int, world: int, port: int, out: str) -> None:
                                                                      cpu_offload=True))
         results["fsdp2"] = {"losses": losses, "state": state}
         if project is not None:
+            schedule = "1f1b" if world > 1 else "gpipe"
             runner = project.PipelineRunner(_mlp(), F.cross_entropy, n_microbatches=4,
-                                            schedule="1f1b" if world > 1 else "gpipe", device=device)
+                                            schedule=schedule, device=device)
             opt, losses = torch.optim.SGD(runner.module.parameters(), lr=LR), []
             for _ in range(STEPS):
                 opt.zero_grad()
@@ -251,7 +252,8 @@ def _span(results: list[dict]) -> float:
 
 
 def _max_overlap(results: list[dict]) -> int:
-    events = sorted([(r["train_start"], 1) for r in results] + [(r["train_end"], -1) for r in results])
+    events = sorted([(r["train_start"], 1) for r in results]
+                    + [(r["train_end"], -1) for r in results])
     running = most = 0
     for _, step in events:
         running += step

@@ -93,8 +93,8 @@ def split_stages(model: nn.Module, num_stages: int) -> list[nn.Sequential]:
     if len(blocks) < num_stages:
         raise PipelineError(
             f"cannot split the model into {num_stages} stages: it has only {len(blocks)} "
-            "layers with weights (Linear, Conv, ...) and every stage needs one; use fewer pipeline "
-            "workers or a deeper model."
+            "layers with weights (Linear, Conv, ...) and every stage needs one; use fewer "
+            "pipeline workers or a deeper model."
         )
     costs = [sum(p.numel() for _, layer in b for p in layer.parameters()) for b in blocks]
     cuts = _balanced_cuts(costs, num_stages) + [len(blocks)]
@@ -104,7 +104,9 @@ def split_stages(model: nn.Module, num_stages: int) -> list[nn.Sequential]:
     ]
 
 
-def stage_io_shapes(stages: list[nn.Module], sample: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def stage_io_shapes(
+    stages: list[nn.Module], sample: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(input, output) meta tensors of every stage for a batch shaped like ``sample``.
 
     Runs the stages on the meta device (parameters and buffers replaced by meta tensors), so
@@ -121,6 +123,27 @@ def stage_io_shapes(stages: list[nn.Module], sample: torch.Tensor) -> list[tuple
     return shapes
 
 
+def _check_settings(schedule: str, n_microbatches: int, num_stages: int) -> None:
+    if schedule not in SCHEDULES:
+        raise PipelineError(
+            f"schedule must be one of {sorted(SCHEDULES)}, but got {schedule!r}.")
+    if not isinstance(n_microbatches, int) or n_microbatches < 1:
+        raise PipelineError(
+            f"n_microbatches must be a positive integer, but got {n_microbatches!r}.")
+    if schedule == "1f1b" and n_microbatches < num_stages:
+        raise PipelineError(
+            f"schedule '1f1b' needs n_microbatches >= the number of stages, but got "
+            f"{n_microbatches=} for {num_stages} stages; raise n_microbatches or use 'gpipe'."
+        )
+
+
+def _default_device(group: dist.ProcessGroup) -> torch.device:
+    # nccl works on CUDA tensors only; Ray Train sets each worker's current CUDA device.
+    if dist.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 class PipelineRunner:
     """One pipeline stage per rank of ``group``; training steps and evaluation forwards.
 
@@ -129,7 +152,12 @@ class PipelineRunner:
     whole batch. ``self.module`` is this rank's stage: build the optimizer over its
     parameters. A batch must split into ``n_microbatches`` equal microbatches (equal sizes
     keep the averaged gradient equal to the whole-batch gradient); each new batch shape
-    builds its stage and schedule once and reuses them after.
+    builds its stage and schedule once and reuses them after. ``device`` defaults to the
+    current CUDA device under nccl and to the CPU otherwise.
+
+    ``loss_fn(output, target)`` runs on the last stage once per microbatch and must return
+    the microbatch's mean loss. BatchNorm in training mode normalises each microbatch on
+    its own, so such a model does not train exactly as it would on whole batches.
     """
 
     def __init__(
@@ -144,19 +172,11 @@ class PipelineRunner:
     ) -> None:
         if not dist.is_initialized():
             raise RuntimeError("PipelineRunner needs torch.distributed initialised first.")
-        if schedule not in SCHEDULES:
-            raise PipelineError(f"schedule must be one of {sorted(SCHEDULES)}, but got {schedule!r}.")
         self.group = group if group is not None else dist.group.WORLD
         self.num_stages = dist.get_world_size(self.group)
         self.stage_index = dist.get_rank(self.group)
-        if not isinstance(n_microbatches, int) or n_microbatches < 1:
-            raise PipelineError(f"n_microbatches must be a positive integer, but got {n_microbatches!r}.")
-        if schedule == "1f1b" and n_microbatches < self.num_stages:
-            raise PipelineError(
-                f"schedule '1f1b' needs n_microbatches >= the number of stages, but got "
-                f"{n_microbatches=} for {self.num_stages} stages; raise n_microbatches or use 'gpipe'."
-            )
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        _check_settings(schedule, n_microbatches, self.num_stages)
+        self.device = torch.device(device) if device is not None else _default_device(self.group)
         self.loss_fn, self.n_microbatches, self.schedule = loss_fn, n_microbatches, schedule
         self._stages = split_stages(model, self.num_stages)
         self.module = self._stages[self.stage_index].to(self.device)

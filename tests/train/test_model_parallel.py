@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import socket
 
 import pytest
@@ -21,6 +22,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
+from orchestrator.train import pipeline
 from orchestrator.train.model_parallel import (
     PipelineError,
     PipelineRunner,
@@ -81,11 +83,14 @@ def _run_pipeline(name: str, schedule: str) -> dict:
     (x, y), runner = _data(shape), PipelineRunner(build(), F.cross_entropy,
                                                   n_microbatches=MICRO, schedule=schedule)
     opt, losses = _sgd(runner.module.parameters()), []
-    for _ in range(STEPS):
+    for step in range(STEPS):
         opt.zero_grad()
         losses.append(runner.train_step(x, y).item())
         opt.step()
-    return {"losses": losses, "logits": runner.eval_step(x), "state": runner.full_state_dict()}
+        if step == 1:  # an epoch loop alternates: evaluation must not disturb training
+            runner.eval_step(x[: BATCH // 2])
+    return {"losses": losses, "logits": runner.eval_step(x), "state": runner.full_state_dict(),
+            "half_logits": runner.eval_step(x[: BATCH // 2])}
 
 
 def _run_fsdp(name: str) -> dict:
@@ -167,6 +172,9 @@ def test_distributed_training_matches_single_process(ranks, case):
         got = seen[case]
         assert _rel(got["losses"], ref["losses"]) < RTOL, (rank, got["losses"], ref["losses"])
         assert torch.allclose(got["logits"], ref["logits"], rtol=RTOL, atol=1e-6), rank
+        if "half_logits" in got:  # a second batch size builds its own stage shapes
+            assert torch.allclose(got["half_logits"], ref["logits"][: BATCH // 2],
+                                  rtol=RTOL, atol=1e-6), rank
     assert ranks[0][case]["losses"][-1] < ref["losses"][0], "training did not lower the loss"
 
 
@@ -247,3 +255,16 @@ def test_a_single_rank_pipeline_is_plain_training():
     assert _rel(got["losses"], ref["losses"]) < RTOL
     assert torch.allclose(got["logits"], ref["logits"], rtol=RTOL, atol=1e-6)
     assert all(torch.allclose(got["state"][k], v, atol=1e-6) for k, v in ref["state"].items())
+
+
+@pytest.mark.parametrize(
+    "schedule, micro, stages, message",
+    [
+        ("pipedream", 4, 2, "schedule must be one of ['1f1b', 'gpipe'], but got 'pipedream'"),
+        ("gpipe", 0, 2, "n_microbatches must be a positive integer, but got 0"),
+        ("1f1b", 2, 4, "needs n_microbatches >= the number of stages"),
+    ],
+)
+def test_runner_settings_errors_name_the_problem(schedule, micro, stages, message):
+    with pytest.raises(PipelineError, match=re.escape(message)):
+        pipeline._check_settings(schedule, micro, stages)
