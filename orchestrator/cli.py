@@ -27,7 +27,8 @@ def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
                         help="override recipe values, e.g. train.epochs=3 'train.lr={grid: [0.1, 0.05]}'")
 
 
-def _cmd_validate(args, console: Console) -> int:
+def _cmd_validate(args) -> int:
+    console = Console()
     from orchestrator.recipe import load_recipe
     from orchestrator.sweep.space import count_trials
 
@@ -41,7 +42,8 @@ def _cmd_validate(args, console: Console) -> int:
     return EXIT_OK
 
 
-def _cmd_run(args, console: Console) -> int:
+def _cmd_run(args) -> int:
+    console = Console()
     from orchestrator.recipe import load_recipe
 
     template = load_recipe(args.recipe, args.overrides)  # nothing is started or written before this passes
@@ -77,14 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_recipe_args(validate)
     validate.set_defaults(func=_cmd_validate)
+
+    from orchestrator.results.cli import register as register_results
+
+    register_results(sub)  # ls | frontier | compare | report
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console, errors = Console(), Console(stderr=True)
+    errors = Console(stderr=True)
     try:
-        return args.func(args, console)
+        return args.func(args)
     except RecipeError as exc:
         errors.print(exc.format(), markup=False, highlight=False)
         return EXIT_USAGE

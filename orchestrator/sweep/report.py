@@ -25,7 +25,10 @@ def print_summary(outcome, console: Console, n: int = 5) -> None:
     table = Table(title=f"best {n} trials by {metric}", title_justify="left")
     for column in ["trial", "status", *[short_name(p[len(PARAM_PREFIX):]) for p in params],
                    "val acc", "test acc", "bytes", "ratio", "epochs"]:
-        table.add_column(column, justify="left" if column in ("trial", "status") else "right")
+        if column in ("trial", "status"):
+            table.add_column(column, no_wrap=True, min_width=11 if column == "trial" else 9)
+        else:
+            table.add_column(column, justify="right")
     for _, row in best_trials(trials, metric, mode, n).iterrows():
         trial = "baseline" if row["stage"] == "baseline" else row["trial_id"]
         cells = [trial, row["status"], *[fmt(row[p]) for p in params],

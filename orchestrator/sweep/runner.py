@@ -22,6 +22,7 @@ import orchestrator
 from orchestrator.data import load_splits
 from orchestrator.recipe import RecipeTemplate
 from orchestrator.recipe.schema import Recipe
+from orchestrator.results import sweep_frontier
 from orchestrator.results.schema import epochs_frame, trial_row, trials_frame
 from orchestrator.results.store import SweepDir
 from orchestrator.sweep.planner import Plan, plan_resources
@@ -206,7 +207,8 @@ def run_sweep(template: RecipeTemplate, *, address: str | None = None, console: 
     trials = trials_frame(rows)
     epochs_df = pd.concat([h for h in histories if not h.empty], ignore_index=True) if histories else pd.DataFrame()
     files = {"trials": sweep.write_table("trials.parquet", trials),
-             "epochs": sweep.write_table("epochs.parquet", epochs_df)}
+             "epochs": sweep.write_table("epochs.parquet", epochs_df),
+             "frontier": sweep.write_table("frontier.parquet", sweep_frontier(trials))}
     wall = time.monotonic() - started
     sweep.write_json("sweep.json", {**meta, "status": "finished", "wall_s": wall, "trials": len(trials)})
     return SweepOutcome(sweep=sweep, trials=trials, epochs=epochs_df, plan=plan, wall_s=wall, files=files)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
 from orchestrator.recipe import build_template
+from orchestrator.results import read_results
 from orchestrator.sweep.runner import run_sweep
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -69,7 +69,10 @@ def test_asha_sweep_writes_trials_and_epochs(ray_local, tmp_path):
     folder = outcome.sweep.path
     meta = json.loads(open(f"{folder}/sweep.json").read())
     assert meta["status"] == "finished" and meta["sweep_id"] == outcome.sweep.sweep_id
-    assert pq.ParquetDataset(folder).read().num_rows > 0
+    assert len(read_results(folder)) == len(trials)
+    assert read_results(outcome.sweep.root, recipe="t-sweep")["sweep_id"].eq(outcome.sweep.sweep_id).all()
+    frontier = pd.read_parquet(outcome.files["frontier"])
+    assert 1 <= len(frontier) <= len(sweep)
 
 
 def test_ddp_trials_report_the_same_metrics_as_one_worker(ray_local, tmp_path):
