@@ -1,7 +1,8 @@
 """Export a trained model to an artifact that cannot execute code; its size on disk is the size.
 
-Layout: ``MAGIC`` (8 bytes) | header length (uint32 little endian) | JSON header | payload.
-The header lists the layers of a flat nn.Sequential: a type from the allow-list in
+Layout: ``MAGIC`` (8 bytes) | header length (uint32 little endian) | zlib(JSON header) |
+payload. (zlib because on small models the JSON would otherwise be most of the file.) The
+header lists the layers of a flat nn.Sequential: a type from the allow-list in
 ``layers.py``, its constructor arguments, and tensor specs (``_codec.py``) pointing into the
 payload. Nothing is unpickled and no name from the file is imported: ``load_artifact`` only
 instantiates allow-listed classes with JSON scalars.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +106,7 @@ def export_artifact(model: nn.Module, path: str | os.PathLike, *, dense_bytes: i
         raise TypeError(f"export_artifact needs an nn.Sequential, got {type(model).__name__}")
     payload = Payload()
     header = {"format": "orchestrator-artifact", "version": 1, "layers": [_layer_record(m, payload) for m in model]}
-    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:  # write aside, then rename: never a half file
@@ -139,7 +141,10 @@ def load_artifact(path: str | os.PathLike) -> nn.Sequential:
     (hlen,) = struct.unpack("<I", data[8:12])
     if 12 + hlen > len(data):
         raise ValueError(f"corrupt artifact {path}: header length {hlen} beyond the file")
-    header = json.loads(data[12 : 12 + hlen])
+    try:
+        header = json.loads(zlib.decompress(data[12 : 12 + hlen]))
+    except (zlib.error, ValueError) as exc:
+        raise ValueError(f"corrupt artifact {path}: unreadable header ({exc})") from None
     if header.get("format") != "orchestrator-artifact" or header.get("version") != 1:
         raise ValueError(f"{path}: unknown artifact format/version {header.get('format')}/{header.get('version')}")
     payload = memoryview(data)[12 + hlen :]
