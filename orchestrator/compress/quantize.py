@@ -76,6 +76,24 @@ def compute_qparams(
     return scale, zero_point
 
 
+class _SelfRangedSTE(torch.autograd.Function):
+    """Returns the precomputed quantized ``q``; the gradient goes to ``w`` unchanged.
+
+    Exact STE for a tensor quantized with its *own* min-max range: nothing lies outside the
+    clip range (symmetric: |w| / scale <= qmax by construction; asymmetric: at most half a
+    step, which rounds back inside), so the inside-mask of ``_FakeQuantSTE`` is all ones and
+    computing it would only cost time.
+    """
+
+    @staticmethod
+    def forward(ctx, w, q):
+        return q
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
 class FakeQuantize(nn.Module):
     """Weight parametrization: qparams from the weight's own min-max at every forward."""
 
@@ -84,18 +102,31 @@ class FakeQuantize(nn.Module):
         self.bits, self.symmetric, self.per_channel, self.power_of_two = bits, symmetric, per_channel, power_of_two
         self.qmin, self.qmax = qrange(bits, symmetric)
 
+    @torch.no_grad()
     def qparams(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.no_grad():
-            if self.per_channel:
-                lo, hi = torch.aminmax(w.reshape(w.shape[0], -1), dim=1)
-            else:
-                lo, hi = torch.aminmax(w)
-                lo, hi = lo.reshape(1), hi.reshape(1)
-            return compute_qparams(lo, hi, self.bits, self.symmetric, self.power_of_two)
+        rows = w.detach().reshape(w.shape[0] if self.per_channel else 1, -1)
+        # amin + amax: torch.aminmax(dim=1) measured 16x slower than both together on CPU
+        lo, hi = rows.amin(1), rows.amax(1)
+        if self.symmetric:  # fast path of compute_qparams: the range is max|w|, zero point 0
+            scale = (torch.maximum(-lo, hi) / self.qmax).clamp_(min=_MIN_SCALE)
+            if self.power_of_two:
+                scale = torch.exp2(torch.ceil(torch.log2(scale)))
+            return scale, torch.zeros(scale.shape, dtype=torch.int32)
+        return compute_qparams(lo, hi, self.bits, self.symmetric, self.power_of_two)
+
+    @torch.no_grad()
+    def quantize(self, w: torch.Tensor) -> torch.Tensor:
+        """The quantize-dequantize of ``torch.fake_quantize_per_*_affine`` (no autograd)."""
+        scale, zp = self.qparams(w)
+        s = _bcast(scale, w.dim()) if self.per_channel else scale
+        q = torch.round(w * (1.0 / s))
+        if self.symmetric:  # zero point 0, and |w| / scale <= qmax by construction: no clamp
+            return q.mul_(s)
+        z = (_bcast(zp, w.dim()) if self.per_channel else zp).to(w.dtype)
+        return q.add_(z).clamp_(self.qmin, self.qmax).sub_(z).mul_(s)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        scale, zp = self.qparams(w)
-        return fake_quantize(w, scale, zp, self.qmin, self.qmax)
+        return _SelfRangedSTE.apply(w, self.quantize(w))
 
 
 class ActivationFakeQuant(nn.Module):

@@ -127,3 +127,18 @@ def test_ptq_calibrates_activation_ranges(calibration):
 def test_ptq_activations_need_calibration():
     with pytest.raises(ValueError, match="calibration"):
         quantize_ptq(mlp(16), QuantizationConfig(mode="ptq", activations=True), None)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_weight_quantizer_is_self_ranged_so_its_ste_is_the_identity(symmetric):
+    w = (torch.randn(8, 30) * 2).requires_grad_()
+    fq = FakeQuantize(3, symmetric, per_channel=True, power_of_two=False)
+    scale, zp = fq.qparams(w)
+    clipped = fake_quantize(w, scale, zp, fq.qmin, fq.qmax)  # the clip-aware reference STE
+    clipped.sum().backward()
+    assert (w.grad == 1).all()  # nothing of w is outside its own range
+    w.grad = None
+    out = fq(w)
+    assert torch.equal(out, clipped)
+    out.sum().backward()
+    assert (w.grad == 1).all()
