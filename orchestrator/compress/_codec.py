@@ -58,7 +58,7 @@ def qparams_of(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor, int, int] | No
     if getattr(m, "weight_scale", None) is None:
         return None
     qmin, qmax = (int(v) for v in m.weight_qrange)
-    return m.weight_scale.float(), m.weight_zero_point.to(torch.int32), qmin, qmax
+    return m.weight_scale.float().cpu(), m.weight_zero_point.to(torch.int32).cpu(), qmin, qmax
 
 
 def _rows(t: torch.Tensor, ndim: int) -> torch.Tensor:

@@ -51,7 +51,7 @@ def _original(module: nn.Module) -> torch.Tensor:
 
 def _smallest(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Keep-mask (bool) that drops the k lowest scores (torch.nn.utils.prune's topk rule)."""
-    keep = torch.ones(scores.numel(), dtype=torch.bool)
+    keep = torch.ones(scores.numel(), dtype=torch.bool, device=scores.device)
     if k > 0:
         keep[torch.topk(scores.reshape(-1), k=k, largest=False).indices] = False
     return keep.reshape(scores.shape)
@@ -102,7 +102,8 @@ class Pruner:
         self.links: list[Link] = plan_links(model) if config.structured else []
         if config.structured and not self.links:
             raise ValueError("structured pruning needs at least two Linear/Conv layers (the last is the classifier)")
-        self.channel_keep = [torch.ones(link.layer.weight.shape[0], dtype=torch.bool) for link in self.links]
+        self.channel_keep = [torch.ones(link.layer.weight.shape[0], dtype=torch.bool, device=link.layer.weight.device)
+                             for link in self.links]
         self.importance: list[torch.Tensor] | None = None
         self.batches = 0
 
@@ -178,7 +179,7 @@ class Pruner:
                 if bn.affine:
                     _mask_of(bn, "weight").mask.copy_(out)
                     _mask_of(bn, "bias").mask.copy_(out)
-            cols = torch.zeros(link.consumer.weight.shape[1])
+            cols = torch.zeros(link.consumer.weight.shape[1], device=keep.device)
             cols[input_columns(link, keep.nonzero().reshape(-1))] = 1.0
             consumer_mask = _mask_of(link.consumer, "weight").mask
             consumer_mask.mul_(cols.reshape(1, -1, *([1] * (consumer_mask.dim() - 2))))

@@ -111,7 +111,7 @@ class FakeQuantize(nn.Module):
             scale = (torch.maximum(-lo, hi) / self.qmax).clamp_(min=_MIN_SCALE)
             if self.power_of_two:
                 scale = torch.exp2(torch.ceil(torch.log2(scale)))
-            return scale, torch.zeros(scale.shape, dtype=torch.int32)
+            return scale, torch.zeros(scale.shape, dtype=torch.int32, device=scale.device)
         return compute_qparams(lo, hi, self.bits, self.symmetric, self.power_of_two)
 
     @torch.no_grad()
@@ -165,7 +165,7 @@ class ActivationFakeQuant(nn.Module):
     def set_percentile_range(self, percentile: float) -> None:
         """PTQ percentile calibration: clip the range to [p_low, p_high] of the observed values."""
         values = torch.cat(self._samples).float()
-        q = torch.tensor([1.0 - percentile / 100.0, percentile / 100.0])
+        q = torch.tensor([1.0 - percentile / 100.0, percentile / 100.0], device=values.device)
         lo, hi = torch.quantile(values, q)
         self.lo.copy_(lo)
         self.hi.copy_(hi)

@@ -92,7 +92,7 @@ def _link(producer: nn.Module, norms: list[nn.Module], consumer: nn.Module, flat
 
 def input_columns(link: Link, keep: torch.Tensor) -> torch.Tensor:
     """Consumer input columns that carry the kept channels."""
-    return (keep[:, None] * link.repeat + torch.arange(link.repeat)).reshape(-1)
+    return (keep[:, None] * link.repeat + torch.arange(link.repeat, device=keep.device)).reshape(-1)
 
 
 def _slice_param(module: nn.Module, name: str, index: torch.Tensor, dim: int) -> None:
