@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    errors = Console(stderr=True)
+    errors = Console(stderr=True, soft_wrap=True)  # one problem per line, even in CI logs
     try:
         return args.func(args)
     except RecipeError as exc:

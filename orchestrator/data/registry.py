@@ -59,7 +59,8 @@ def _synthetic(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     trivially separable (centres at distance ~2.5 sigma)."""
     rng = np.random.default_rng(cfg.seed)
     centres = rng.normal(0.0, 1.0, size=(cfg.num_classes, cfg.num_features)) * 0.6
-    y = rng.integers(0, cfg.num_classes, size=cfg.num_samples)
+    # Balanced classes, so every class has members in every stratified split.
+    y = rng.permutation(np.arange(cfg.num_samples) % cfg.num_classes)
     x = centres[y] + rng.normal(0.0, 1.0, size=(cfg.num_samples, cfg.num_features))
     return x.astype(np.float32), y.astype(np.int64)
 
@@ -85,4 +86,5 @@ def load_splits(cfg: DataConfig) -> Splits:
         return torch.from_numpy(x[rows].copy()), torch.from_numpy(y[rows].copy())
 
     (trx, tr_y), (vx, vy), (tx, ty) = take(train_idx), take(val_idx), take(test_idx)
-    return Splits(trx, tr_y, vx, vy, tx, ty, num_classes=int(y.max()) + 1)
+    num_classes = cfg.num_classes if cfg.name == "synthetic" else int(y.max()) + 1
+    return Splits(trx, tr_y, vx, vy, tx, ty, num_classes=num_classes)

@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -152,18 +153,29 @@ def _baseline_data(data: dict, leaves) -> dict:
     return data
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _variant(annotation: Any, node: Any) -> type[BaseModel] | None:
+    """The pydantic model behind a field annotation; for a union tagged by ``name`` (the
+    scheduler), the variant that the user's ``name`` selects."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        model = _variant(arg, node)
+        if model is not None and (not isinstance(node, dict) or "name" not in model.model_fields
+                                  or node.get("name") in typing.get_args(model.model_fields["name"].annotation)):
+            return model
+    return None
+
+
+def _model_at(loc: tuple, data: Any) -> type[BaseModel] | None:
     """The pydantic model class that validates the mapping at ``loc`` (for 'allowed keys')."""
     model: Any = Recipe
+    node = data
     for key in loc:
-        field = model.model_fields.get(key) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        field = model.model_fields.get(key) if model is not None else None
         if field is None:
             return None
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        else:
-            return None
+        node = node.get(key) if isinstance(node, dict) else None
+        model = _variant(field.annotation, node)
     return model
 
 
@@ -195,7 +207,7 @@ def _problems_from(exc: ValidationError, data: dict) -> list[Problem]:
         loc = _clean_loc(tuple(err["loc"]), data)
         kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
         if kind == "extra_forbidden":
-            model = _model_at(loc[:-1])
+            model = _model_at(loc[:-1], data)
             allowed = f"; allowed keys: {', '.join(model.model_fields)}" if model else ""
             msg = f"unknown key{allowed}"
         elif kind == "missing":

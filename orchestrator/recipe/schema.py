@@ -13,7 +13,10 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-PositiveInt = Annotated[int, Field(gt=0)]
+# Counts are strict: YAML's `yes`/`true` is not 1 epoch.
+PositiveInt = Annotated[int, Field(gt=0, strict=True)]
+# numpy/sklearn seeds are 32-bit unsigned; larger or negative seeds fail deep inside a trial.
+Seed = Annotated[int, Field(ge=0, lt=2**32, strict=True)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 
@@ -30,11 +33,21 @@ class DataConfig(Section):
     name: Literal["digits", "mnist1d", "synthetic"] = "digits"
     val_fraction: Fraction = 0.15
     test_fraction: Fraction = 0.2
-    seed: int = 0
+    seed: Seed = 0
     # synthetic only: a seeded Gaussian-cluster classification task
-    num_samples: PositiveInt = 2000
+    num_samples: Annotated[int, Field(ge=100, le=10_000_000, strict=True)] = 2000
     num_features: PositiveInt = 32
-    num_classes: Annotated[int, Field(ge=2)] = 4
+    num_classes: Annotated[int, Field(ge=2, le=1000, strict=True)] = 4
+
+    @model_validator(mode="after")
+    def _synthetic_classes_fit_the_splits(self):
+        smallest = min(self.val_fraction, self.test_fraction) * self.num_samples
+        if self.name == "synthetic" and smallest < 2 * self.num_classes:
+            raise ValueError(
+                f"data.num_samples={self.num_samples} is too small for {self.num_classes} classes: the "
+                f"smallest split would hold {smallest:.0f} rows, and stratified splits need 2 per class"
+            )
+        return self
 
     @model_validator(mode="after")
     def _splits_leave_training_data(self):
@@ -85,12 +98,12 @@ class LRScheduleConfig(Section):
 
 
 class TrainConfig(Section):
-    epochs: Annotated[int, Field(gt=0, le=10_000)] = 10
-    batch_size: Annotated[int, Field(gt=0, le=65_536)] = 64
+    epochs: Annotated[int, Field(gt=0, le=10_000, strict=True)] = 10
+    batch_size: Annotated[int, Field(gt=0, le=65_536, strict=True)] = 64
     lr: Annotated[float, Field(gt=0, le=10)] = 0.05
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
-    seed: int = 0
+    seed: Seed = 0
     # "baseline": start each sweep trial from the dense baseline's weights (fine-tuning, as
     # compression recipes do); "scratch": from a fresh seeded initialisation.
     init: Literal["scratch", "baseline"] = "scratch"
@@ -99,7 +112,7 @@ class TrainConfig(Section):
 
 class ParallelConfig(Section):
     strategy: Literal["ddp"] = "ddp"
-    workers: Annotated[int, Field(ge=1, le=1024)] = 1
+    workers: Annotated[int, Field(ge=1, le=1024, strict=True)] = 1
     cpus_per_worker: Annotated[float, Field(gt=0, le=256)] = 1.0
     gpus_per_worker: Annotated[float, Field(ge=0, le=16)] = 0.0
     use_gpu: bool = False
@@ -148,14 +161,14 @@ METRICS = ("val_accuracy", "val_loss", "train_loss", "test_accuracy", "size_byte
 
 
 class SearchConfig(Section):
-    num_samples: Annotated[int, Field(ge=1, le=100_000)] = 1
+    num_samples: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 1
     scheduler: SchedulerConfig = Field(default_factory=lambda: AshaConfig(name="asha"))
     metric: Literal[METRICS] = "val_accuracy"
     mode: Literal["max", "min"] = "max"
     # None: derived by the resource planner from what the Ray cluster offers.
     max_concurrent_trials: Annotated[int, Field(ge=1, le=10_000)] | None = None
     algorithm: Literal["random"] = "random"
-    seed: int | None = 0  # seeds the sampling of choice/uniform/... leaves
+    seed: Seed | None = 0  # seeds the sampling of choice/uniform/... leaves
 
 
 class ResultsConfig(Section):

@@ -50,6 +50,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _finite(value: float | int) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def parse_leaf(path: str, node: dict) -> tuple[Leaf | None, list[Problem]]:
     """Parse one leaf mapping; return (leaf, []) or (None, problems)."""
     if len(node) != 1:
@@ -63,7 +70,7 @@ def parse_leaf(path: str, node: dict) -> tuple[Leaf | None, list[Problem]]:
     if not isinstance(raw, list) or len(raw) != 2 or not all(_is_number(v) for v in raw):
         return None, [Problem(path, f"{{{kind}: [lo, hi]}} needs a list of two numbers, got {raw!r}")]
     lo, hi = raw
-    if not all(math.isfinite(v) for v in raw):
+    if not all(_finite(v) for v in raw):
         return None, [Problem(path, f"{{{kind}: [lo, hi]}} needs finite bounds, got {raw!r}")]
     if kind == "randint" and not all(isinstance(v, int) for v in raw):
         return None, [Problem(path, f"{{randint: [lo, hi]}} needs two integers, got {raw!r}")]

@@ -117,7 +117,10 @@ def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: Trai
                 x, y = x.to(device), y.to(device)
             loss = hooks.loss(trained(x), y, rows)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # DDP averages the ranks' gradients; weighting each rank's mean loss by its share of
+            # the global batch makes that average the global batch's gradient, even when the
+            # batch does not split evenly.
+            (loss * (len(rows) * world_size / len(batch)) if world_size > 1 else loss).backward()
             hooks.after_backward(model, epoch * steps_per_epoch + step)
             optimizer.step()
             hooks.after_optimizer_step(model, epoch * steps_per_epoch + step)

@@ -10,6 +10,8 @@ import socket
 import sys
 
 import pytest
+
+from orchestrator.errors import RecipeError
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -211,15 +213,19 @@ def test_build_optimizer():
     assert isinstance(adam, torch.optim.Adam) and adam.defaults["weight_decay"] == 0.1
 
 
-def test_a_train_seed_the_schema_accepts_can_be_trained():
-    # train.seed is an unbounded int in the schema, but the loop seeds a torch.Generator with
-    # seed * 100_003 + epoch, which must fit in 64 bits: 10**15 validates and then crashes.
-    recipe = build_template({"name": "s", "data": {"name": "synthetic"}, "model": {"hidden": [4]},
-                             "train": {"epochs": 1, "seed": 10**15},
-                             "search": {"scheduler": {"name": "none"}}}).base
+def test_the_largest_train_seed_the_schema_accepts_can_be_trained():
+    # The loop seeds a torch.Generator with seed * 100_003 + epoch, which must fit in 64 bits:
+    # the schema caps seeds at 2**32 - 1 (numpy's limit too) and rejects larger ones up front.
+    data = {"name": "s", "data": {"name": "synthetic"}, "model": {"hidden": [4]},
+            "train": {"epochs": 1, "seed": 2**32 - 1}, "search": {"scheduler": {"name": "none"}}}
+    recipe = build_template(data).base
     splits = load_splits(DataConfig(name="synthetic", num_samples=100, num_features=4, num_classes=2))
     result = train_model(recipe, splits, Recorder())
     assert len(result.history) == 1
+    data["train"]["seed"] = 10**15
+    with pytest.raises(RecipeError) as info:
+        build_template(data)
+    assert [p.path for p in info.value.problems] == ["train.seed"]
 
 
 # --- data parallel, without Ray --------------------------------------------------------------
