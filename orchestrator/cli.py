@@ -44,6 +44,8 @@ def _cmd_validate(args) -> int:
 
 def _cmd_run(args) -> int:
     console = Console()
+    if not console.is_terminal:  # logs and pipes: wide enough for the tables, never wrapped
+        console = Console(width=160)
     from orchestrator.recipe import load_recipe
 
     template = load_recipe(args.recipe, args.overrides)  # nothing is started or written before this passes

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PruningConfig(_Strict):
@@ -35,13 +35,13 @@ class PruningConfig(_Strict):
 
     method: Literal["magnitude", "gradient", "taylor"] = "magnitude"
     sparsity: float | None = Field(default=None, ge=0.0, lt=1.0)
-    threshold: float | None = Field(default=None, gt=0.0)
+    threshold: float | None = Field(default=None, gt=0.0, le=1e6)
     scope: Literal["global", "layer"] = "global"
     structured: bool = False
     schedule: Literal["oneshot", "gradual"] = "oneshot"
-    start_epoch: int = Field(default=0, ge=0)
-    end_epoch: int | None = Field(default=None, ge=1)
-    frequency: int = Field(default=10, ge=1, description="optimizer steps between mask updates")
+    start_epoch: int = Field(default=0, ge=0, le=10_000, strict=True)
+    end_epoch: int | None = Field(default=None, ge=1, le=10_000, strict=True)
+    frequency: int = Field(default=10, ge=1, le=10_000_000, strict=True, description="optimizer steps between mask updates")
     initial_sparsity: float = Field(default=0.0, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
@@ -81,21 +81,21 @@ class QuantizationConfig(_Strict):
     """
 
     mode: Literal["qat", "ptq"] = "qat"
-    bits: int = Field(default=8, ge=2, le=8)
+    bits: int = Field(default=8, ge=2, le=8, strict=True)
     symmetric: bool = True
     granularity: Literal["per_tensor", "per_channel"] = "per_channel"
     power_of_two: bool = False
     activations: bool = False
     calibration: Literal["minmax", "percentile"] = "minmax"
     percentile: float = Field(default=99.99, gt=50.0, le=100.0)
-    calibration_batches: int = Field(default=4, ge=1)
+    calibration_batches: int = Field(default=4, ge=1, le=10_000, strict=True)
 
 
 class DistillationConfig(_Strict):
     """loss = (1 - alpha) * CE(y, s) + alpha * T^2 * KL(softmax(t/T) || softmax(s/T))."""
 
     alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="the KD weight lambda")
-    temperature: float = Field(default=4.0, gt=0.0)
+    temperature: float = Field(default=4.0, gt=0.0, le=1000.0)
 
 
 class CompressionConfig(_Strict):

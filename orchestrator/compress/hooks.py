@@ -110,6 +110,9 @@ class CompressionHooks(TrainHooks):
             model = quantize_ptq(model, q, self.calibration_batches)
         return model
 
+    def size_bytes(self, model: nn.Module) -> int | None:
+        return None  # only the exported artifact gives real bytes (see export)
+
     def export(self, model: nn.Module, path: str | os.PathLike) -> ArtifactInfo:
         """``export_artifact`` against the dense size recorded in ``prepare``."""
         return export_artifact(model, path, dense_bytes=self.dense_bytes, dense_weights=self.dense_weights)

@@ -11,7 +11,10 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from orchestrator.recipe.schema import DataConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the recipe schema imports compression, which imports the models
+    from orchestrator.recipe.schema import DataConfig
 
 
 @dataclass(frozen=True)

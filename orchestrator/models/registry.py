@@ -8,7 +8,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from orchestrator.recipe.schema import ModelConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the recipe schema imports compression, which imports the models
+    from orchestrator.recipe.schema import ModelConfig
 
 
 def _mlp(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.compress.config import CompressionConfig
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # Counts are strict: YAML's `yes`/`true` is not 1 epoch.
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
@@ -192,6 +194,7 @@ class Recipe(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    compression: CompressionConfig = Field(default_factory=CompressionConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     results: ResultsConfig = Field(default_factory=ResultsConfig)
 
@@ -205,6 +208,21 @@ class Recipe(Section):
             )
         if self.train.init == "baseline" and not self.baseline.enabled:
             raise ValueError("train.init: baseline needs baseline.enabled: true")
+        if self.train.init == "baseline" and any(k.startswith("model.") for k in self.baseline.overrides):
+            raise ValueError("train.init: baseline starts trials from the baseline's weights, so "
+                             "baseline.overrides cannot change model.* (use train.init: scratch for a "
+                             "smaller student distilled from a larger baseline)")
+        if self.compression.distillation is not None and not self.baseline.enabled:
+            raise ValueError("compression.distillation uses the dense baseline as its teacher: "
+                             "it needs baseline.enabled: true")
+        pruning = self.compression.pruning
+        if pruning is not None:
+            if pruning.start_epoch >= self.train.epochs:
+                raise ValueError(f"compression.pruning.start_epoch ({pruning.start_epoch}) must be < "
+                                 f"train.epochs ({self.train.epochs})")
+            if pruning.end_epoch is not None and pruning.end_epoch > self.train.epochs:
+                raise ValueError(f"compression.pruning.end_epoch ({pruning.end_epoch}) must be <= "
+                                 f"train.epochs ({self.train.epochs})")
         if self.model.name in ("cnn1d", "cnn2d") and self.data.name == "synthetic":
             raise ValueError(f"model.name {self.model.name!r} needs spatial input; data.name 'synthetic' is flat (use mlp)")
         if self.model.name == "cnn2d" and self.data.name == "mnist1d":

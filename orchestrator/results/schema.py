@@ -14,7 +14,8 @@ STATUSES = ("completed", "stopped", "failed")
 
 # Metrics a trial reports every epoch that describe the final model (the last report wins).
 FINAL_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "train_loss", "size_bytes", "dense_size_bytes",
-                 "sparsity", "bits", "nonzero_params", "latency_ms_b1", "latency_ms_batch", "artifact_path")
+                 "sparsity", "bits", "nonzero_params", "latency_ms_b1", "latency_ms_batch", "artifact_path",
+                 "latency_backend_b1", "latency_backend_batch", "target_sparsity")
 # Tune's bookkeeping keys that are not metrics of ours.
 TUNE_KEYS = ("trial_id", "training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "date",
              "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pandas as pd
+
 from ray import tune
 from rich.console import Console, Group
 from rich.live import Live
@@ -20,7 +22,11 @@ def short_name(path: str) -> str:
 
 
 def fmt(value) -> str:
-    if value is None or (isinstance(value, float) and value != value):
+    try:
+        missing = value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists and other non-scalars
+        missing = False
+    if missing:
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}"

@@ -20,12 +20,14 @@ from rich.console import Console
 
 import orchestrator
 from orchestrator.data import load_splits
+from orchestrator.models import build_model
 from orchestrator.recipe import RecipeTemplate
 from orchestrator.recipe.schema import Recipe
 from orchestrator.results import sweep_frontier
 from orchestrator.results.schema import epochs_frame, trial_row, trials_frame
 from orchestrator.results.store import SweepDir
 from orchestrator.sweep.planner import Plan, plan_resources
+from orchestrator.sweep.compression import TrialCompression
 from orchestrator.sweep.progress import LiveTrialTable
 from orchestrator.sweep.space import count_trials, param_space
 from orchestrator.sweep.trial import TrialContext, run_trial
@@ -161,6 +163,23 @@ def _baseline_state(grid: tune.ResultGrid) -> dict:
         return torch.load(os.path.join(path, STATE_FILE), weights_only=True)
 
 
+def needs_teacher(template: RecipeTemplate) -> bool:
+    """Whether any trial distils (distillation may itself be swept on or off)."""
+    if template.base.compression.distillation is not None:
+        return True
+    return any(leaf.path.startswith("compression.distillation") or leaf.path == "compression" for leaf in template.leaves)
+
+
+@torch.no_grad()
+def teacher_logits(baseline: Recipe, state: dict, splits) -> torch.Tensor:
+    """The dense baseline's logits on the train split: computed once per sweep and shared by
+    every distilling trial through the object store, indexed by training-row number."""
+    model = build_model(baseline.model, splits.input_shape, splits.num_classes)
+    model.load_state_dict(state)
+    model.eval()
+    return torch.cat([model(x) for x in splits.train_x.split(1024)])
+
+
 def run_sweep(template: RecipeTemplate, *, address: str | None = None, console: Console | None = None,
               quiet: bool = False) -> SweepOutcome:
     """Run the recipe's baseline and sweep; write trials/epochs Parquet; return what was written."""
@@ -186,19 +205,25 @@ def run_sweep(template: RecipeTemplate, *, address: str | None = None, console: 
         sweep.write_json("sweep.json", meta)
         common = dict(template=template, splits_ref=ray.put(splits), cpus_per_worker=plan.cpus_per_worker,
                       train_storage=f"{sweep.ray_storage}/train")
+        artifacts = f"{sweep.path}/_artifacts"
 
         rows, histories = [], []
-        baseline_ref = None
+        baseline_ref = teacher_ref = None
         if recipe.baseline.enabled:
             epochs = recipe.baseline.epochs or recipe.train.epochs
-            context = TrialContext(stage="baseline", epochs=epochs, baseline_ref=None, **common)
+            context = TrialContext(stage="baseline", epochs=epochs, baseline_ref=None,
+                                   compression=TrialCompression(None, artifacts), **common)
             grid = _run_stage("baseline", template, sweep, plan, context, console, quiet)
             stage_rows, stage_hist = _collect("baseline", grid, template, sweep, epochs)
             rows += stage_rows
             histories += stage_hist
-            baseline_ref = ray.put(_baseline_state(grid))
+            baseline_state = _baseline_state(grid)
+            baseline_ref = ray.put(baseline_state)
+            if needs_teacher(template):
+                teacher_ref = ray.put(teacher_logits(template.baseline_recipe(), baseline_state, splits))
 
-        context = TrialContext(stage="sweep", epochs=recipe.train.epochs, baseline_ref=baseline_ref, **common)
+        context = TrialContext(stage="sweep", epochs=recipe.train.epochs, baseline_ref=baseline_ref,
+                               compression=TrialCompression(teacher_ref, artifacts), **common)
         grid = _run_stage("sweep", template, sweep, plan, context, console, quiet)
         stage_rows, stage_hist = _collect("sweep", grid, template, sweep, recipe.train.epochs)
         rows += stage_rows

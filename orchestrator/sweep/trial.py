@@ -17,6 +17,7 @@ import torch
 from ray import tune
 
 from orchestrator.recipe import RecipeTemplate
+from orchestrator.sweep.compression import TrialCompression, has_compression
 from orchestrator.train.loop import train_model
 from orchestrator.train.parallel import STATE_FILE, WorkerTask, fit_data_parallel
 
@@ -32,6 +33,7 @@ class TrialContext:
     baseline_ref: Any  # ObjectRef[dict] | None: the dense baseline's weights
     cpus_per_worker: float
     train_storage: str  # where Train V2 runs of multi-worker trials keep their state
+    compression: TrialCompression  # teacher logits + artifact folder (used if the recipe compresses)
 
 
 def run_trial(config: dict, context: TrialContext) -> None:
@@ -40,18 +42,23 @@ def run_trial(config: dict, context: TrialContext) -> None:
     initial_ref = context.baseline_ref if from_baseline else None
     save_final = context.stage == "baseline"
 
+    trial_id = tune.get_context().get_trial_id()
+    compression = context.compression if context.stage == "sweep" and has_compression(recipe) else None
     if recipe.parallel.workers > 1:
         task = WorkerTask(recipe=recipe, splits_ref=context.splits_ref, initial_state_ref=initial_ref,
-                          make_hooks=None, epochs=context.epochs, save_final_state=save_final,
-                          cpus_per_worker=context.cpus_per_worker)
-        fit_data_parallel(task, run_name=tune.get_context().get_trial_id(), storage_path=context.train_storage)
+                          compression=compression, trial_id=trial_id, epochs=context.epochs,
+                          save_final_state=save_final, cpus_per_worker=context.cpus_per_worker)
+        fit_data_parallel(task, run_name=trial_id, storage_path=context.train_storage)
         return
 
     torch.set_num_threads(recipe.train.threads)
     splits = ray.get(context.splits_ref)
     initial_state = ray.get(initial_ref) if initial_ref is not None else None
+    hooks = compression.hooks(recipe, splits, context.epochs) if compression else None
 
     def report(metrics: dict, model: torch.nn.Module, final: bool) -> None:
+        if final and hooks is not None:
+            metrics = {**metrics, **compression.finalize(hooks, model, trial_id, splits.input_shape)}
         if not (final and save_final):
             tune.report(metrics)
             return
@@ -59,4 +66,4 @@ def run_trial(config: dict, context: TrialContext) -> None:
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, os.path.join(tmp, STATE_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    train_model(recipe, splits, report, initial_state=initial_state, epochs=context.epochs)
+    train_model(recipe, splits, report, hooks=hooks, initial_state=initial_state, epochs=context.epochs)

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from orchestrator.models import dense_fp32_bytes
+
 
 class TrainHooks:
     """Dense training: plain cross-entropy, no changes to the model."""
@@ -50,3 +52,8 @@ class TrainHooks:
 
     def finish(self, model: nn.Module) -> nn.Module:
         return model
+
+    def size_bytes(self, model: nn.Module) -> int | None:
+        """The model's size as trained so far; None when only an exported artifact can tell
+        (compression: the real size is measured on the artifact at the end)."""
+        return dense_fp32_bytes(model)

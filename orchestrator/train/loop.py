@@ -89,12 +89,12 @@ def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: Trai
     model = build_model(recipe.model, splits.input_shape, splits.num_classes, seed=cfg.seed)
     if initial_state is not None:
         model.load_state_dict(initial_state)
+    dense_bytes = dense_fp32_bytes(model)  # before prepare: the reference is the dense model
     model = hooks.prepare(model)
     if device is not None:
         model.to(device)
     trained = wrap(model) if wrap else model  # DDP wrapper or the model itself
     optimizer = build_optimizer(cfg, trained.parameters())
-    dense_bytes = dense_fp32_bytes(model)
 
     n_train = len(splits.train_y)
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
@@ -141,12 +141,14 @@ def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: Trai
             "val_accuracy": val_acc,
             "test_accuracy": test_acc,
             "lr": lr_at(cfg.lr_schedule, cfg.lr, epoch, epochs),
-            "size_bytes": dense_bytes,
             "dense_size_bytes": dense_bytes,
             "epoch_s": time.perf_counter() - started,
             **weight_stats(model),
             **extra,
         }
+        size = hooks.size_bytes(model)
+        if size is not None:
+            metrics["size_bytes"] = size
         history.append(metrics)
         report(metrics, model, final)
     return TrainResult(model=model, history=history)

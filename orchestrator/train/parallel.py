@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import ray
 import ray.train
@@ -33,7 +33,8 @@ class WorkerTask:
     recipe: Recipe
     splits_ref: Any  # ObjectRef[Splits]: fetched from the object store, not pickled per worker
     initial_state_ref: Any  # ObjectRef[dict] | None
-    make_hooks: Callable[[Recipe, Any], Any] | None  # (recipe, splits) -> TrainHooks
+    compression: Any  # sweep.compression.TrialCompression | None: hooks + export on rank 0
+    trial_id: str
     epochs: int
     save_final_state: bool  # report the final weights as a checkpoint (the baseline does)
     cpus_per_worker: float
@@ -46,10 +47,12 @@ def _worker_loop(config: dict) -> None:
     rank, world_size = context.get_world_rank(), context.get_world_size()
     splits = ray.get(task.splits_ref)
     initial_state = ray.get(task.initial_state_ref) if task.initial_state_ref is not None else None
-    hooks = task.make_hooks(task.recipe, splits) if task.make_hooks else None
+    hooks = task.compression.hooks(task.recipe, splits, task.epochs) if task.compression else None
     device = ray.train.torch.get_device()
 
     def report(metrics: dict, model: torch.nn.Module, final: bool) -> None:
+        if final and hooks is not None and rank == 0:  # only rank 0's metrics reach Tune
+            metrics = {**metrics, **task.compression.finalize(hooks, model, task.trial_id, splits.input_shape)}
         if not (final and task.save_final_state):
             ray.train.report(metrics)
             return

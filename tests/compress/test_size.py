@@ -3,6 +3,7 @@ import os
 import struct
 import zlib
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -74,12 +75,12 @@ def test_ninety_percent_sparse_4bit_mlp_compresses_well_above_10x(tmp_path):
 def test_pattern_encoding_is_the_smaller_one(tmp_path):
     model = nn.Sequential(nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 100))
     with torch.no_grad():
-        model[0].weight[torch.rand(100, 100) < 0.99] = 0  # very sparse: index list
-        model[2].weight[torch.rand(100, 100) < 0.5] = 0  # half: bitmask
+        model[0].weight[torch.rand(100, 100) < 0.99] = 0  # very sparse: coded gaps
+        model[2].weight[torch.rand(100, 100) < 0.3] = 0  # mostly dense: bitmask
         model[4].weight.add_(1.0)  # no zeros: dense
     export_artifact(model, tmp_path / "p.art")
     encs = [layer["tensors"]["weight"]["enc"] for layer in _header(tmp_path / "p.art")["layers"] if "tensors" in layer]
-    assert encs == ["index", "bitmask", "dense"]
+    assert encs == ["gaps", "bitmask", "dense"]
     torch.testing.assert_close(load_artifact(tmp_path / "p.art")(torch.ones(2, 100)), model(torch.ones(2, 100)))
 
 
@@ -106,3 +107,33 @@ def test_load_rejects_what_it_does_not_know(tmp_path):
         load_artifact(bad)
     with pytest.raises(TypeError, match="LSTM"):
         export_artifact(nn.Sequential(nn.Linear(4, 4), nn.LSTM(4, 4)), tmp_path / "x.art")
+
+
+@pytest.mark.parametrize("density", [0.0005, 0.01, 0.05, 0.2, 0.5])
+@pytest.mark.parametrize("k", [0, 1, 4, 9])
+def test_rice_coded_gaps_round_trip(density, k):
+    from orchestrator.compress._codec import _rice_cost, _rice_decode, _rice_encode
+
+    rng = np.random.default_rng(int(density * 10_000) + k)
+    where = np.flatnonzero(rng.random(20_000) < density)
+    gaps = np.diff(where, prepend=-1) - 1
+    encoded = _rice_encode(gaps, k)
+    assert len(encoded) == -(-_rice_cost(gaps, k) // 8)
+    assert np.array_equal(_rice_decode(encoded, len(gaps), k), gaps)
+
+
+def test_sparse_pattern_costs_near_its_entropy():
+    """A 95 %-sparse random pattern is stored in about its entropy (0.29 bits per entry),
+    far below a bitmask (1 bit per entry)."""
+    from orchestrator.compress._codec import Payload, decode_tensor, encode_tensor
+
+    torch.manual_seed(0)
+    w = torch.randn(256, 256) * (torch.rand(256, 256) < 0.05)
+    payload = Payload()
+    spec = encode_tensor(w, None, payload)
+    pattern_bits = spec["pattern"][1] * 8
+    entropy_bits = w.numel() * -(0.05 * np.log2(0.05) + 0.95 * np.log2(0.95))
+    assert spec["enc"] == "gaps"
+    assert pattern_bits < 1.15 * entropy_bits, (pattern_bits, entropy_bits)
+    decoded, _ = decode_tensor(spec, memoryview(b"".join(payload.chunks)))
+    assert torch.equal(decoded, w)
