@@ -60,8 +60,10 @@ def test_compression_trials_export_artifacts_that_match_their_rows(ray_local, tm
         with torch.no_grad():
             accuracy = (model(splits.test_x).argmax(1) == splits.test_y).float().mean().item()
         assert accuracy == pytest.approx(row["test_accuracy"], abs=1e-6)
-    # 4-bit weights, half or more pruned: far smaller than fp32, and still far above chance.
-    assert (sweep["compression_ratio"] > 8).all()
+    # 4-bit weights (8x fewer bits than fp32), half or 90 % pruned: the artifact shrinks with
+    # sparsity (biases, per-channel scales and the header stay), and accuracy stays far above chance.
+    ratio = sweep.groupby("param.compression.pruning.sparsity")["compression_ratio"].min()
+    assert ratio[0.5] > 5 and ratio[0.9] > 10 and ratio[0.9] > ratio[0.5]
     assert (sweep["val_accuracy"] > 0.8).all()
 
 
