@@ -23,9 +23,9 @@ from orchestrator.data import load_splits
 from orchestrator.models import build_model
 from orchestrator.recipe import RecipeTemplate
 from orchestrator.recipe.schema import Recipe
-from orchestrator.results import sweep_frontier
+from orchestrator.results import compare_sweeps, plot_comparison, sweep_frontier
 from orchestrator.results.schema import epochs_frame, trial_row, trials_frame
-from orchestrator.results.store import SweepDir
+from orchestrator.results.store import SweepDir, local_path
 from orchestrator.sweep.planner import Plan, plan_resources
 from orchestrator.sweep.compression import TrialCompression
 from orchestrator.sweep.progress import LiveTrialTable
@@ -56,6 +56,7 @@ class SweepOutcome:
     plan: Plan
     wall_s: float
     files: dict = field(default_factory=dict)
+    frontier: pd.DataFrame | None = None
 
 
 @contextlib.contextmanager
@@ -163,6 +164,17 @@ def _baseline_state(grid: tune.ResultGrid) -> dict:
         return torch.load(os.path.join(path, STATE_FILE), weights_only=True)
 
 
+def _plot_frontier(trials: pd.DataFrame, sweep: SweepDir) -> str | None:
+    """frontier.png beside the Parquet files (local results only; the report command draws
+    remote ones)."""
+    folder = local_path(sweep.path)
+    if folder is None or trials["size_bytes"].notna().sum() == 0:
+        return None
+    path = os.path.join(folder, "frontier.png")
+    plot_comparison(compare_sweeps([trials]), path, title=f"{sweep.recipe_name} · {sweep.sweep_id}")
+    return path
+
+
 def needs_teacher(template: RecipeTemplate) -> bool:
     """Whether any trial distils (distillation may itself be swept on or off)."""
     if template.base.compression.distillation is not None:
@@ -231,9 +243,14 @@ def run_sweep(template: RecipeTemplate, *, address: str | None = None, console: 
 
     trials = trials_frame(rows)
     epochs_df = pd.concat([h for h in histories if not h.empty], ignore_index=True) if histories else pd.DataFrame()
+    frontier = sweep_frontier(trials)
     files = {"trials": sweep.write_table("trials.parquet", trials),
              "epochs": sweep.write_table("epochs.parquet", epochs_df),
-             "frontier": sweep.write_table("frontier.parquet", sweep_frontier(trials))}
+             "frontier": sweep.write_table("frontier.parquet", frontier)}
+    plot = _plot_frontier(trials, sweep)
+    if plot:
+        files["plot"] = plot
     wall = time.monotonic() - started
     sweep.write_json("sweep.json", {**meta, "status": "finished", "wall_s": wall, "trials": len(trials)})
-    return SweepOutcome(sweep=sweep, trials=trials, epochs=epochs_df, plan=plan, wall_s=wall, files=files)
+    return SweepOutcome(sweep=sweep, trials=trials, epochs=epochs_df, plan=plan, wall_s=wall, files=files,
+                        frontier=frontier)
