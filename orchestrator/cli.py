@@ -52,10 +52,54 @@ def _cmd_run(args) -> int:
     from orchestrator.sweep.report import print_summary
     from orchestrator.sweep.runner import run_sweep
 
-    outcome = run_sweep(template, address=args.address, console=console, quiet=args.quiet)
+    outcome = run_sweep(template, address=args.address, console=console, quiet=args.quiet, cluster=args.cluster)
     print_summary(outcome, console)
     failed = (outcome.trials["status"] == "failed").sum()
     return EXIT_FAILED if failed == len(outcome.trials) else EXIT_OK
+
+
+def _cmd_plan(args) -> int:
+    import os
+
+    from orchestrator.recipe import load_recipe
+    from orchestrator.sweep.cluster import nodes_needed, read_node_types
+    from orchestrator.sweep.planner import PlanError
+    from orchestrator.sweep.runner import plan_sweep
+
+    console = Console()
+    template = load_recipe(args.recipe, args.overrides)
+    node_types = read_node_types(args.cluster) if args.cluster else None
+    local = {"CPU": float(os.cpu_count() or 1), "GPU": float(_local_gpus())}
+    try:
+        plan = plan_sweep(template, local, address=None, node_types=node_types)
+    except PlanError as exc:
+        raise UsageError(str(exc)) from None
+    where = f"cluster {args.cluster}" if node_types else f"this machine ({local['CPU']:g} CPUs, {local['GPU']:g} GPUs)"
+    console.print(f"[bold]{template.name}[/] on {where}")
+    console.print(f"  trials: {plan.total_trials} (+1 dense baseline)" if template.base.baseline.enabled
+                  else f"  trials: {plan.total_trials}")
+    console.print(f"  per trial: {plan.workers} worker(s) × ({plan.cpus_per_worker:g} CPU, {plan.gpus_per_worker:g} GPU)"
+                  + (" + a 0.01-CPU driver" if plan.workers > 1 else ""))
+    console.print(f"  concurrency: {plan.max_concurrent} trials at once")
+    for note in plan.notes:
+        console.print(f"  [yellow]note:[/] {note}")
+    if node_types:
+        units = plan.max_concurrent * plan.workers
+        added = nodes_needed(node_types, units, plan.cpus_per_worker, plan.gpus_per_worker)
+        console.print("  autoscaler adds: " + (", ".join(f"{n} × {name}" for name, n in added.items()) or "nothing"))
+    if not args.no_estimate:
+        from orchestrator.sweep.estimate import estimate
+
+        est = estimate(template, plan)
+        console.print(f"  estimate (timed here): {est.epoch_s:.2f} s/epoch, {est.trial_s:.1f} s per full trial, "
+                      f"≤ {est.wall_s:.0f} s wall (ASHA stops shorten it), {est.gpu_hours:.3f} GPU-hours")
+    return EXIT_OK
+
+
+def _local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", default=None,
                      help="Ray cluster address ('auto' on a cluster head); default: an embedded local Ray")
     run.add_argument("--quiet", action="store_true", help="no live trial table")
+    run.add_argument("--cluster", default=None, metavar="CLUSTER_YAML",
+                     help="size concurrency from this cluster launcher config's node types (autoscaling clusters)")
     run.set_defaults(func=_cmd_run)
 
     validate = sub.add_parser("validate", help="check a recipe without running it",
@@ -82,14 +128,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipe_args(validate)
     validate.set_defaults(func=_cmd_validate)
 
+    plan = sub.add_parser("plan", help="show what a sweep will ask for and how long it may take",
+                          description="Print the trials, resources per trial, concurrency, the nodes an autoscaler "
+                                      "would add and an estimate of wall time and GPU-hours (one epoch is timed here).",
+                          epilog="examples:\n  orchestrator plan recipes/quickstart.yaml\n"
+                                 "  orchestrator plan recipes/quickstart.yaml --cluster cluster.yaml parallel.use_gpu=true "
+                                 "parallel.gpus_per_worker=0.25",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_recipe_args(plan)
+    plan.add_argument("--cluster", default=None, metavar="CLUSTER_YAML",
+                      help="plan for this cluster launcher config (default: this machine)")
+    plan.add_argument("--no-estimate", action="store_true", help="skip timing one epoch")
+    plan.set_defaults(func=_cmd_plan)
+
     from orchestrator.results.cli import register as register_results
 
     register_results(sub)  # ls | frontier | compare | report
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Options may come after the KEY=VALUE overrides (``run R.yaml a=1 --quiet``): argparse
+    stops a ``nargs='*'`` positional at the first option, so parse the rest in a second pass
+    and append the overrides that follow."""
+    args, rest = parser.parse_known_args(argv)
+    if rest and hasattr(args, "overrides"):
+        extra = [item for item in rest if "=" in item and not item.startswith("-")]
+        unknown = [item for item in rest if item not in extra]
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.overrides = list(args.overrides) + extra
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), argv)
     errors = Console(stderr=True, soft_wrap=True)  # one problem per line, even in CI logs
     try:
         return args.func(args)

@@ -28,6 +28,20 @@ def has_compression(recipe: Recipe) -> bool:
     return any(section is not None for section in (c.pruning, c.quantization, c.distillation))
 
 
+def make_hooks(recipe: Recipe, splits: Splits, epochs: int, teacher_logits=None) -> CompressionHooks | None:
+    """The trial's compression hooks, or None for a dense trial."""
+    if not has_compression(recipe):
+        return None
+    c, batch = recipe.compression, recipe.train.batch_size
+    calibration = None
+    if c.quantization is not None and c.quantization.mode == "ptq":
+        count = min(c.quantization.calibration_batches, math.ceil(len(splits.train_y) / batch))
+        calibration = [splits.train_x[i * batch:(i + 1) * batch] for i in range(count)]
+    steps = math.ceil(len(splits.train_y) / batch)
+    teacher = teacher_logits if c.distillation is not None else None
+    return CompressionHooks(c, epochs, steps, teacher_logits=teacher, calibration_batches=calibration)
+
+
 @dataclass(frozen=True)
 class TrialCompression:
     """What a trial needs to compress: the shared teacher logits and where artifacts go."""
@@ -36,17 +50,8 @@ class TrialCompression:
     artifact_dir: str  # local directory or URI
 
     def hooks(self, recipe: Recipe, splits: Splits, epochs: int) -> CompressionHooks | None:
-        if not has_compression(recipe):
-            return None
-        c, batch = recipe.compression, recipe.train.batch_size
-        teacher = ray.get(self.teacher_ref) if c.distillation is not None else None
-        calibration = None
-        if c.quantization is not None and c.quantization.mode == "ptq":
-            count = c.quantization.calibration_batches
-            calibration = [splits.train_x[i * batch:(i + 1) * batch] for i in range(count)
-                           if i * batch < len(splits.train_y)]
-        steps = math.ceil(len(splits.train_y) / batch)
-        return CompressionHooks(c, epochs, steps, teacher_logits=teacher, calibration_batches=calibration)
+        distils = has_compression(recipe) and recipe.compression.distillation is not None
+        return make_hooks(recipe, splits, epochs, ray.get(self.teacher_ref) if distils else None)
 
     def finalize(self, hooks: CompressionHooks, model: nn.Module, trial_id: str, input_shape: tuple) -> dict:
         """Export the finished model, measure the artifact; metrics for the trial's last report."""

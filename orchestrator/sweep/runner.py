@@ -26,7 +26,8 @@ from orchestrator.recipe.schema import Recipe
 from orchestrator.results import compare_sweeps, plot_comparison, sweep_frontier
 from orchestrator.results.schema import epochs_frame, trial_row, trials_frame
 from orchestrator.results.store import SweepDir, local_path
-from orchestrator.sweep.planner import Plan, plan_resources
+from orchestrator.sweep.cluster import NodeType, read_node_types
+from orchestrator.sweep.planner import Plan, capacity_from_node_types, plan_resources
 from orchestrator.sweep.compression import TrialCompression
 from orchestrator.sweep.progress import LiveTrialTable
 from orchestrator.sweep.space import count_trials, param_space
@@ -192,18 +193,30 @@ def teacher_logits(baseline: Recipe, state: dict, splits) -> torch.Tensor:
     return torch.cat([model(x) for x in splits.train_x.split(1024)])
 
 
+def plan_sweep(template: RecipeTemplate, resources: dict, *, address: str | None,
+               node_types: list[NodeType] | None = None) -> Plan:
+    """The resource plan for this recipe on a cluster offering ``resources`` (Ray's
+    cluster_resources()), or on the node types of a cluster.yaml when given."""
+    recipe = template.base
+    total = count_trials(template.leaves, recipe.search.num_samples)
+    if node_types:
+        cpus, gpus, node_cpus, node_gpus = capacity_from_node_types(node_types)
+        return plan_resources(recipe, cpus, gpus, total, local=False, max_node_cpus=node_cpus, max_node_gpus=node_gpus)
+    return plan_resources(recipe, resources.get("CPU", 0.0), resources.get("GPU", 0.0), total,
+                          local=address is None, elastic=address is not None)
+
+
 def run_sweep(template: RecipeTemplate, *, address: str | None = None, console: Console | None = None,
-              quiet: bool = False) -> SweepOutcome:
+              quiet: bool = False, cluster: str | None = None) -> SweepOutcome:
     """Run the recipe's baseline and sweep; write trials/epochs Parquet; return what was written."""
     started = time.monotonic()
     console = console or Console()
     recipe = template.base
     sweep = SweepDir.create(recipe.results.path, recipe.name)
     total = count_trials(template.leaves, recipe.search.num_samples)
-    with ray_session(address, state_api=recipe.parallel.workers > 1) as local:
-        resources = ray.cluster_resources()
-        plan = plan_resources(recipe, resources.get("CPU", 0.0), resources.get("GPU", 0.0), total,
-                              local=bool(local) or address is None)
+    node_types = read_node_types(cluster) if cluster else None
+    with ray_session(address, state_api=recipe.parallel.workers > 1):
+        plan = plan_sweep(template, ray.cluster_resources(), address=address, node_types=node_types)
         for note in plan.notes:
             console.print(f"[yellow]plan:[/] {note}")
         splits = load_splits(recipe.data)

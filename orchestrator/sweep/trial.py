@@ -67,3 +67,4 @@ def run_trial(config: dict, context: TrialContext) -> None:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     train_model(recipe, splits, report, hooks=hooks, initial_state=initial_state, epochs=context.epochs)
+
