@@ -66,5 +66,23 @@ def run_trial(config: dict, context: TrialContext) -> None:
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, os.path.join(tmp, STATE_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    train_model(recipe, splits, report, hooks=hooks, initial_state=initial_state, epochs=context.epochs)
+    train_model(recipe, splits, report, hooks=hooks, initial_state=initial_state, epochs=context.epochs,
+                device=trial_device(recipe))
+
+
+# Test hook for schedulers: Ray's fake_multinode provider advertises GPUs that do not exist;
+# with this set, a GPU trial on a machine without CUDA trains on the CPU instead of failing.
+CPU_FALLBACK_ENV = "ORCHESTRATOR_GPU_CPU_FALLBACK"
+
+
+def trial_device(recipe) -> torch.device | None:
+    """Where a one-worker trial trains: the GPU Ray assigned it, or the CPU."""
+    if not recipe.parallel.use_gpu:
+        return None
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if os.environ.get(CPU_FALLBACK_ENV) == "1":
+        return None
+    raise RuntimeError("parallel.use_gpu is true but CUDA is not available on this node "
+                       f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
 
