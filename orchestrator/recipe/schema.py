@@ -113,8 +113,15 @@ class TrainConfig(Section):
 
 
 class ParallelConfig(Section):
-    strategy: Literal["ddp"] = "ddp"
+    """How a trial's training is spread over ``workers`` Ray Train workers: ``ddp`` (data
+    parallel, a model copy per worker), ``fsdp`` (data parallel, parameters sharded with
+    FSDP2), ``pipeline`` (the model's layers split into one stage per worker, microbatched
+    with the GPipe or 1F1B schedule)."""
+
+    strategy: Literal["ddp", "fsdp", "pipeline"] = "ddp"
     workers: Annotated[int, Field(ge=1, le=1024, strict=True)] = 1
+    microbatches: Annotated[int, Field(ge=1, le=1024, strict=True)] = 4  # pipeline only
+    schedule: Literal["gpipe", "1f1b"] = "gpipe"  # pipeline only
     cpus_per_worker: Annotated[float, Field(gt=0, le=256)] = 1.0
     gpus_per_worker: Annotated[float, Field(ge=0, le=16)] = 0.0
     use_gpu: bool = False
@@ -215,6 +222,7 @@ class Recipe(Section):
         if self.compression.distillation is not None and not self.baseline.enabled:
             raise ValueError("compression.distillation uses the dense baseline as its teacher: "
                              "it needs baseline.enabled: true")
+        self._check_strategy()
         pruning = self.compression.pruning
         if pruning is not None:
             if pruning.start_epoch >= self.train.epochs:
@@ -231,5 +239,33 @@ class Recipe(Section):
             raise ValueError("model.name 'cnn1d' needs 1-D input; data.name 'digits' is 8x8 images (use cnn2d or mlp)")
         return self
 
+    def _check_strategy(self) -> None:
+        par, c = self.parallel, self.compression
+        if par.workers == 1:
+            return
+        if par.strategy == "fsdp" and (c.pruning is not None or c.quantization is not None):
+            raise ValueError("parallel.strategy 'fsdp' shards each weight across workers, but pruning masks and "
+                             "quantizers act on whole weights: use parallel.strategy 'ddp' with compression.pruning/"
+                             "quantization (distillation works with fsdp)")
+        if par.strategy == "pipeline":
+            if any(section is not None for section in (c.pruning, c.quantization, c.distillation)):
+                raise ValueError("parallel.strategy 'pipeline' trains dense models only: its loss runs per "
+                                 "microbatch on the last stage, where masks, quantizers and teacher logits are not "
+                                 "available; use 'ddp' or 'fsdp' for compression")
+            if weight_layers(self.model) < par.workers:
+                raise ValueError(f"parallel.strategy 'pipeline' needs at least one Linear/Conv layer per worker: "
+                                 f"model has {weight_layers(self.model)}, parallel.workers is {par.workers}")
+            if self.train.batch_size % par.microbatches:
+                raise ValueError(f"parallel.strategy 'pipeline' needs train.batch_size ({self.train.batch_size}) "
+                                 f"divisible by parallel.microbatches ({par.microbatches})")
+            if par.schedule == "1f1b" and par.microbatches < par.workers:
+                raise ValueError(f"parallel.schedule '1f1b' needs parallel.microbatches ({par.microbatches}) >= "
+                                 f"parallel.workers ({par.workers})")
+
 
 SECTION_NAMES = tuple(Recipe.model_fields)
+
+
+def weight_layers(model: ModelConfig) -> int:
+    """Linear/Conv layers of a registered model: the units a pipeline splits into stages."""
+    return len(model.hidden) + 1 + (len(model.channels) if model.name != "mlp" else 0)

@@ -20,6 +20,7 @@ from torch import nn
 from orchestrator.data import Splits
 from orchestrator.models import build_model, dense_fp32_bytes
 from orchestrator.recipe.schema import Recipe, TrainConfig
+from orchestrator.train.engines import DataParallelEngine, weight_stats  # noqa: F401 (re-exported)
 from orchestrator.train.hooks import TrainHooks
 from orchestrator.train.schedules import lr_at
 
@@ -31,16 +32,6 @@ Reporter = Callable[[dict, nn.Module, bool], None]
 class TrainResult:
     model: nn.Module
     history: list[dict] = field(default_factory=list)
-
-
-def weight_stats(model: nn.Module) -> dict[str, float]:
-    """Non-zero parameters, and the fraction of zeros among Linear/Conv weights (what pruning
-    targets), measured on the tensors themselves."""
-    nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
-    weights = [m.weight for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
-    total = sum(w.numel() for w in weights)
-    zeros = sum(w.numel() - int(torch.count_nonzero(w)) for w in weights)
-    return {"nonzero_params": nonzero, "sparsity": zeros / total if total else 0.0, "bits": 32}
 
 
 def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
@@ -59,30 +50,41 @@ def _all_sum(values: list[float], world_size: int) -> list[float]:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rank: int = 0, world_size: int = 1,
-             batch_size: int = 1024, device: torch.device | None = None) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) over all of ``x``; each rank scores every world_size-th row."""
-    was_training = model.training
-    model.eval()
+def evaluate(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+             rank: int = 0, world_size: int = 1, batch_size: int = 1024,
+             device: torch.device | None = None) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) over all of ``x``; each rank scores every world_size-th
+    row. Every rank runs the same number of forwards (some may be empty), since a sharded
+    model's forward is a collective."""
+    module = model if isinstance(model, nn.Module) else None
+    was_training = module.training if module is not None else False
+    if module is not None:
+        module.eval()
+    per_rank = math.ceil(len(y) / world_size)
     x, y = x[rank::world_size], y[rank::world_size]
     loss_sum, correct = 0.0, 0.0
-    for start in range(0, len(y), batch_size):
+    for start in range(0, max(per_rank, 1), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         if device is not None:
             xb, yb = xb.to(device), yb.to(device)
         logits = model(xb)
-        loss_sum += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+        loss_sum += nn.functional.cross_entropy(logits, yb, reduction="sum").item() if len(yb) else 0.0
         correct += (logits.argmax(dim=1) == yb).sum().item()
     loss_sum, correct, count = _all_sum([loss_sum, correct, float(len(y))], world_size)
-    model.train(was_training)
+    if module is not None:
+        module.train(was_training)
     return loss_sum / max(count, 1), correct / max(count, 1)
 
 
 def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: TrainHooks | None = None,
                 initial_state: dict | None = None, epochs: int | None = None, rank: int = 0,
                 world_size: int = 1, wrap: Callable[[nn.Module], nn.Module] | None = None,
-                device: torch.device | None = None) -> TrainResult:
-    """Train ``recipe.model`` on ``splits`` and call ``report`` after every epoch."""
+                device: torch.device | None = None,
+                make_engine: Callable[[nn.Module], object] | None = None) -> TrainResult:
+    """Train ``recipe.model`` on ``splits`` and call ``report`` after every epoch.
+
+    ``wrap`` (e.g. DDP) or ``make_engine`` (FSDP, pipeline: see engines.py) choose how the
+    model is run across ``world_size`` ranks; by default it runs as it is."""
     cfg = recipe.train
     hooks = hooks or TrainHooks()
     epochs = epochs or cfg.epochs
@@ -93,8 +95,10 @@ def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: Trai
     model = hooks.prepare(model)
     if device is not None:
         model.to(device)
-    trained = wrap(model) if wrap else model  # DDP wrapper or the model itself
-    optimizer = build_optimizer(cfg, trained.parameters())
+    engine = make_engine(model) if make_engine else DataParallelEngine(model, wrap)
+    optimizer = build_optimizer(cfg, engine.parameters())
+    # Data-parallel ranks split each global batch; pipeline ranks all see the whole batch.
+    shard_rank, shard_world = (rank, world_size) if engine.shards_batches else (0, 1)
 
     n_train = len(splits.train_y)
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
@@ -102,38 +106,39 @@ def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: Trai
     for epoch in range(epochs):
         started = time.perf_counter()
         hooks.start_epoch(model, epoch)
-        trained.train()
+        engine.train_mode(True)
         order = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
         loss_sum, seen = 0.0, 0
         for step, batch in enumerate(order.split(cfg.batch_size)):
-            if len(batch) < world_size:  # a rank without rows would stall DDP's all-reduce
+            if not engine.accepts(len(batch), world_size):
                 continue
             lr = lr_at(cfg.lr_schedule, cfg.lr, epoch + step / steps_per_epoch, epochs)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            rows = batch[rank::world_size]
+            rows = batch[shard_rank::shard_world]
             x, y = splits.train_x[rows], splits.train_y[rows]
             if device is not None:
                 x, y = x.to(device), y.to(device)
-            loss = hooks.loss(trained(x), y, rows)
             optimizer.zero_grad(set_to_none=True)
-            # DDP averages the ranks' gradients; weighting each rank's mean loss by its share of
-            # the global batch makes that average the global batch's gradient, even when the
-            # batch does not split evenly.
-            (loss * (len(rows) * world_size / len(batch)) if world_size > 1 else loss).backward()
+            # Gradients are averaged across ranks; weighting each rank's mean loss by its share
+            # of the global batch makes that average the global batch's gradient, even when
+            # the batch does not split evenly.
+            weight = len(rows) * shard_world / len(batch)
+            loss = engine.forward_backward(x, y, rows, hooks, weight)
             hooks.after_backward(model, epoch * steps_per_epoch + step)
             optimizer.step()
             hooks.after_optimizer_step(model, epoch * steps_per_epoch + step)
-            loss_sum += loss.item() * len(rows)
+            loss_sum += loss * len(rows)
             seen += len(rows)
 
         final = epoch == epochs - 1
         extra = hooks.end_epoch(model, epoch)
         if final:
-            model = hooks.finish(model)
-        loss_sum, seen = _all_sum([loss_sum, float(seen)], world_size)
-        val_loss, val_acc = evaluate(model, splits.val_x, splits.val_y, rank, world_size, device=device)
-        _, test_acc = evaluate(model, splits.test_x, splits.test_y, rank, world_size, device=device)
+            finished = engine.finish(hooks)  # collective for sharded engines
+            model = finished if finished is not None else model
+        loss_sum, seen = _all_sum([loss_sum, float(seen)], shard_world)
+        val_loss, val_acc = evaluate(engine.logits, splits.val_x, splits.val_y, shard_rank, shard_world, device=device)
+        _, test_acc = evaluate(engine.logits, splits.test_x, splits.test_y, shard_rank, shard_world, device=device)
         metrics = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / max(seen, 1),
@@ -143,7 +148,7 @@ def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: Trai
             "lr": lr_at(cfg.lr_schedule, cfg.lr, epoch, epochs),
             "dense_size_bytes": dense_bytes,
             "epoch_s": time.perf_counter() - started,
-            **weight_stats(model),
+            **engine.stats(),
             **extra,
         }
         size = hooks.size_bytes(model)

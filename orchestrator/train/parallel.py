@@ -1,5 +1,5 @@
-"""Run the training loop on N Ray Train workers (data parallel). The one module that
-touches ``ray.train``.
+"""Run the training loop on N Ray Train workers: data parallel (DDP, FSDP2) or pipelined.
+The one module that touches ``ray.train``.
 
 ``parallel.workers: 1`` never comes here: the sweep runs the loop inside the Tune trial
 process, because a TorchTrainer would only add worker start-up (~7 s on 2 cores) to every
@@ -21,7 +21,10 @@ import torch
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from orchestrator.recipe.schema import Recipe
+from orchestrator.models import build_model
+from orchestrator.train.engines import DataParallelEngine, PipelineEngine
 from orchestrator.train.loop import train_model
+from orchestrator.train.model_parallel import shard_model
 
 STATE_FILE = "model.pt"
 
@@ -66,7 +69,24 @@ def _worker_loop(config: dict) -> None:
 
     train_model(task.recipe, splits, report, hooks=hooks, initial_state=initial_state, epochs=task.epochs,
                 rank=rank, world_size=world_size, device=device,
-                wrap=lambda model: ray.train.torch.prepare_model(model, move_to_device=device))
+                make_engine=_engine_factory(task.recipe, splits, device))
+
+
+def _engine_factory(recipe: Recipe, splits, device: torch.device):
+    """How this worker runs the model, by ``parallel.strategy`` (see train/engines.py)."""
+    par = recipe.parallel
+
+    def rebuild(state: dict) -> torch.nn.Module:
+        model = build_model(recipe.model, splits.input_shape, splits.num_classes)
+        model.load_state_dict(state)
+        return model
+
+    if par.strategy == "fsdp":
+        # Ray's prepare_model(parallel_strategy="fsdp") refuses CPU; FSDP2 shards directly.
+        return lambda model: DataParallelEngine(model, wrap=shard_model, rebuild=rebuild)
+    if par.strategy == "pipeline":
+        return lambda model: PipelineEngine(model, par.microbatches, par.schedule, rebuild, device=device)
+    return lambda model: DataParallelEngine(model, wrap=lambda m: ray.train.torch.prepare_model(m, move_to_device=device))
 
 
 def fit_data_parallel(task: WorkerTask, run_name: str, storage_path: str) -> None:

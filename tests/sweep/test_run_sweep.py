@@ -75,15 +75,25 @@ def test_asha_sweep_writes_trials_and_epochs(ray_local, tmp_path):
     assert 1 <= len(frontier) <= len(sweep)
 
 
-def test_ddp_trials_report_the_same_metrics_as_one_worker(ray_local, tmp_path):
-    """Two-worker DDP trials (Ray Train TorchTrainer, gloo) give the metrics of the same
-    trial run with one worker: the global batch is split across ranks."""
-    base = _recipe(tmp_path, train={"epochs": 2, "lr": {"grid": [0.05]}},
+@pytest.fixture(scope="module")
+def one_worker_reference(ray_local, tmp_path_factory):
+    base = _recipe(tmp_path_factory.mktemp("ref"), train={"epochs": 2, "lr": {"grid": [0.05]}},
                    baseline={"enabled": False}, search={"scheduler": {"name": "none"}})
-    one = run_sweep(build_template(base), quiet=True, console=Console(file=open("/dev/null", "w")))
-    two = run_sweep(build_template({**base, "parallel": {"workers": 2}}), quiet=True,
-                    console=Console(file=open("/dev/null", "w")))
-    row1, row2 = one.trials.iloc[0], two.trials.iloc[0]
-    assert row2["status"] == "completed" and row2["epochs_run"] == 2
+    outcome = run_sweep(build_template(base), quiet=True, console=Console(file=open("/dev/null", "w")))
+    return base, outcome.trials.iloc[0]
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp", "pipeline"])
+def test_two_worker_strategies_report_the_metrics_of_one_worker(one_worker_reference, tmp_path, strategy):
+    """Two Ray Train workers (gloo) train the same model to the same metrics as one process:
+    DDP and FSDP2 split each global batch across ranks and average gradients; the pipeline
+    splits the layers into 2 stages and each batch into 4 equal microbatches."""
+    base, row1 = one_worker_reference
+    recipe = {**base, "parallel": {"workers": 2, "strategy": strategy},
+              "results": {"path": str(tmp_path / "results")}}
+    outcome = run_sweep(build_template(recipe), quiet=True, console=Console(file=open("/dev/null", "w")))
+    row2 = outcome.trials.iloc[0]
+    assert row2["status"] == "completed" and row2["epochs_run"] == 2, row2["error"]
     assert row2["val_accuracy"] == pytest.approx(row1["val_accuracy"], abs=1e-6)
     assert row2["train_loss"] == pytest.approx(row1["train_loss"], rel=1e-4)
+    assert row2["nonzero_params"] == row1["nonzero_params"]
