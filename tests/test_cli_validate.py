@@ -36,15 +36,15 @@ def test_validate_good_recipe(capsys):
     assert main(["validate", str(QUICKSTART)]) == 0
     out, err = capsys.readouterr()
     assert "ok" in out and "quickstart" in out
-    assert "12 sweep trials" in out  # 4 lr x 3 decay, num_samples 1
-    assert "train.lr" in out and "train.lr_schedule.decay" in out
+    assert "12 sweep trials" in out  # 4 sparsities x 3 bit widths, num_samples 1
+    assert "compression.pruning.sparsity" in out and "compression.quantization.bits" in out
     assert err == ""
 
 
 def test_validate_with_overrides(capsys):
-    assert main(["validate", str(QUICKSTART), "train.epochs=3", "train.lr=0.1"]) == 0
+    assert main(["validate", str(QUICKSTART), "train.epochs=5", "compression.quantization.bits=4"]) == 0
     out, _ = capsys.readouterr()
-    assert "3 sweep trials" in out
+    assert "4 sweep trials" in out
 
 
 def _flat(text: str) -> str:
