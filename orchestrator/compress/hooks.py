@@ -110,6 +110,23 @@ class CompressionHooks(TrainHooks):
             model = quantize_ptq(model, q, self.calibration_batches)
         return model
 
+    def state_dict(self) -> dict:
+        """Schedule position and pruning bookkeeping; masks and observers live in the model's
+        own state (parametrization and quantizer buffers)."""
+        state = {"step": self.step, "target_sparsity": self.target_sparsity, "pruned_final": self._pruned_final}
+        if self.pruner is not None:
+            state["pruner"] = {"batches": self.pruner.batches, "importance": self.pruner.importance,
+                               "channel_keep": self.pruner.channel_keep}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.target_sparsity = int(state["step"]), float(state["target_sparsity"])
+        self._pruned_final = bool(state["pruned_final"])
+        if self.pruner is not None and "pruner" in state:
+            self.pruner.batches = int(state["pruner"]["batches"])
+            self.pruner.importance = state["pruner"]["importance"]
+            self.pruner.channel_keep = list(state["pruner"]["channel_keep"])
+
     def size_bytes(self, model: nn.Module) -> int | None:
         return None  # only the exported artifact gives real bytes (see export)
 

@@ -110,6 +110,9 @@ class TrainConfig(Section):
     # compression recipes do); "scratch": from a fresh seeded initialisation.
     init: Literal["scratch", "baseline"] = "scratch"
     threads: Annotated[int, Field(ge=1, le=256)] = 1  # torch intra-op threads per worker
+    # Save the whole training state every N epochs (0: never): a trial whose worker or node
+    # dies, or a sweep resumed with --resume, continues from there instead of from scratch.
+    checkpoint_every: Annotated[int, Field(ge=0, le=10_000, strict=True)] = 1
 
 
 class ParallelConfig(Section):
@@ -177,6 +180,7 @@ class SearchConfig(Section):
     # None: derived by the resource planner from what the Ray cluster offers.
     max_concurrent_trials: Annotated[int, Field(ge=1, le=10_000)] | None = None
     algorithm: Literal["random"] = "random"
+    retries: Annotated[int, Field(ge=0, le=100, strict=True)] = 2  # restarts of a failed trial, from its checkpoint
     seed: Seed | None = 0  # seeds the sampling of choice/uniform/... leaves
 
 

@@ -85,11 +85,13 @@ def _scheduler(recipe: Recipe, epochs: int):
     if cfg.name == "asha":
         # max_t one past the last epoch: with max_t == epochs ASHA stops a Train V2 trial at
         # its final report and TorchTrainer.fit() never returns (RAY_NOTES.md).
-        return ASHAScheduler(time_attr="training_iteration", metric=search.metric, mode=search.mode,
+        # time_attr "epoch" (ours), not Tune's training_iteration, which restarts at 1 when a
+        # trial is restored from a checkpoint.
+        return ASHAScheduler(time_attr="epoch", metric=search.metric, mode=search.mode,
                              max_t=epochs + 1, grace_period=cfg.grace_period,
                              reduction_factor=cfg.reduction_factor, brackets=cfg.brackets)
     if cfg.name == "median":
-        return MedianStoppingRule(time_attr="training_iteration", metric=search.metric, mode=search.mode,
+        return MedianStoppingRule(time_attr="epoch", metric=search.metric, mode=search.mode,
                                   grace_period=cfg.grace_period, min_samples_required=cfg.min_samples_required)
     return FIFOScheduler()
 
@@ -122,7 +124,9 @@ def _run_stage(stage: str, template: RecipeTemplate, sweep: SweepDir, plan: Plan
             reuse_actors=recipe.parallel.workers == 1,
         ),
         run_config=tune.RunConfig(name=stage, storage_path=sweep.ray_storage, verbose=0, callbacks=callbacks,
-                                  failure_config=tune.FailureConfig(max_failures=0)),
+                                  # a failed trial restarts from its last checkpoint
+                                  failure_config=tune.FailureConfig(max_failures=recipe.search.retries),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
     )
     try:
         return tuner.fit()

@@ -19,7 +19,13 @@ from ray import tune
 from orchestrator.recipe import RecipeTemplate
 from orchestrator.sweep.compression import TrialCompression, has_compression
 from orchestrator.train.loop import train_model
-from orchestrator.train.parallel import STATE_FILE, WorkerTask, fit_data_parallel
+from orchestrator.train.parallel import (
+    STATE_FILE,
+    TRAINING_STATE_FILE,
+    WorkerTask,
+    fit_data_parallel,
+    load_training_state,
+)
 
 
 @dataclass(frozen=True)
@@ -55,19 +61,29 @@ def run_trial(config: dict, context: TrialContext) -> None:
     splits = ray.get(context.splits_ref)
     initial_state = ray.get(initial_ref) if initial_ref is not None else None
     hooks = compression.hooks(recipe, splits, context.epochs) if compression else None
+    resume = load_training_state(tune.get_checkpoint())
+    pending: dict = {}
 
     def report(metrics: dict, model: torch.nn.Module, final: bool) -> None:
         if final and hooks is not None:
             metrics = {**metrics, **compression.finalize(hooks, model, trial_id, splits.input_shape)}
-        if not (final and save_final):
+        files = {}
+        if "state" in pending:
+            files[TRAINING_STATE_FILE] = pending.pop("state")
+        if final and save_final:
+            files[STATE_FILE] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        if not files:
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as tmp:
-            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, os.path.join(tmp, STATE_FILE))
+            for name, payload in files.items():
+                torch.save(payload, os.path.join(tmp, name))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     train_model(recipe, splits, report, hooks=hooks, initial_state=initial_state, epochs=context.epochs,
-                device=trial_device(recipe))
+                device=trial_device(recipe),
+                checkpoint=(lambda state: pending.update(state=state)) if recipe.train.checkpoint_every else None,
+                checkpoint_every=recipe.train.checkpoint_every or 1, resume=resume)
 
 
 # Test hook for schedulers: Ray's fake_multinode provider advertises GPUs that do not exist;

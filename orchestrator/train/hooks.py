@@ -53,6 +53,14 @@ class TrainHooks:
     def finish(self, model: nn.Module) -> nn.Module:
         return model
 
+    def state_dict(self) -> dict:
+        """What a checkpoint must hold, beyond the model's and optimizer's state, for training
+        to continue exactly as if never interrupted."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        return None
+
     def size_bytes(self, model: nn.Module) -> int | None:
         """The model's size as trained so far; None when only an exported artifact can tell
         (compression: the real size is measured on the artifact at the end)."""

@@ -80,11 +80,17 @@ def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: Trai
                 initial_state: dict | None = None, epochs: int | None = None, rank: int = 0,
                 world_size: int = 1, wrap: Callable[[nn.Module], nn.Module] | None = None,
                 device: torch.device | None = None,
-                make_engine: Callable[[nn.Module], object] | None = None) -> TrainResult:
+                make_engine: Callable[[nn.Module], object] | None = None,
+                checkpoint: Callable[[dict], None] | None = None, checkpoint_every: int = 1,
+                resume: dict | None = None) -> TrainResult:
     """Train ``recipe.model`` on ``splits`` and call ``report`` after every epoch.
 
     ``wrap`` (e.g. DDP) or ``make_engine`` (FSDP, pipeline: see engines.py) choose how the
-    model is run across ``world_size`` ranks; by default it runs as it is."""
+    model is run across ``world_size`` ranks; by default it runs as it is.
+
+    ``checkpoint(state)`` receives the whole training state every ``checkpoint_every``
+    epochs (not after the last: training is over), just before that epoch's ``report``; ``resume`` is such a
+    state, from which training continues as if it had never stopped."""
     cfg = recipe.train
     hooks = hooks or TrainHooks()
     epochs = epochs or cfg.epochs
@@ -103,7 +109,14 @@ def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: Trai
     n_train = len(splits.train_y)
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     history: list[dict] = []
-    for epoch in range(epochs):
+    first_epoch = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        hooks.load_state_dict(resume["hooks"])
+        torch.set_rng_state(resume["rng"])
+        first_epoch, history = int(resume["epoch"]), list(resume["history"])
+    for epoch in range(first_epoch, epochs):
         started = time.perf_counter()
         hooks.start_epoch(model, epoch)
         engine.train_mode(True)
@@ -155,5 +168,8 @@ def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: Trai
         if size is not None:
             metrics["size_bytes"] = size
         history.append(metrics)
+        if checkpoint is not None and not final and (epoch + 1) % max(checkpoint_every, 1) == 0:
+            checkpoint({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "hooks": hooks.state_dict(), "rng": torch.get_rng_state(), "history": history})
         report(metrics, model, final)
     return TrainResult(model=model, history=history)

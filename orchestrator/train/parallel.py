@@ -26,7 +26,18 @@ from orchestrator.train.engines import DataParallelEngine, PipelineEngine
 from orchestrator.train.loop import train_model
 from orchestrator.train.model_parallel import shard_model
 
-STATE_FILE = "model.pt"
+STATE_FILE = "model.pt"  # the final weights (the baseline's: teacher and starting point)
+TRAINING_STATE_FILE = "training_state.pt"  # everything needed to continue training
+
+
+def load_training_state(checkpoint) -> dict | None:
+    """The training state in a Ray checkpoint, if it holds one. ``weights_only``: a
+    checkpoint is data and never runs code when loaded."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as path:
+        file = os.path.join(path, TRAINING_STATE_FILE)
+        return torch.load(file, weights_only=True) if os.path.exists(file) else None
 
 
 @dataclass(frozen=True)
@@ -53,23 +64,35 @@ def _worker_loop(config: dict) -> None:
     hooks = task.compression.hooks(task.recipe, splits, task.epochs) if task.compression else None
     device = ray.train.torch.get_device()
 
+    # Only DDP keeps a full model copy on every rank; sharded strategies restart from scratch.
+    resumable = task.recipe.parallel.strategy == "ddp" and task.recipe.train.checkpoint_every > 0
+    resume = load_training_state(ray.train.get_checkpoint()) if resumable else None
+    pending: dict = {}
+
     def report(metrics: dict, model: torch.nn.Module, final: bool) -> None:
         if final and hooks is not None and rank == 0:  # only rank 0's metrics reach Tune
             metrics = {**metrics, **task.compression.finalize(hooks, model, task.trial_id, splits.input_shape)}
-        if not (final and task.save_final_state):
+        files = {}
+        if "state" in pending:
+            files[TRAINING_STATE_FILE] = pending.pop("state")
+        if final and task.save_final_state:
+            files[STATE_FILE] = {k: v.detach().cpu() for k, v in model.state_dict().items()} if model is not None else None
+        if not files:
             ray.train.report(metrics)
             return
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
-            if rank == 0:
-                state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-                torch.save(state, os.path.join(tmp, STATE_FILE))
+            if rank == 0:  # one copy: every rank holds the same state
+                for name, payload in files.items():
+                    torch.save(payload, os.path.join(tmp, name))
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)
 
     train_model(task.recipe, splits, report, hooks=hooks, initial_state=initial_state, epochs=task.epochs,
                 rank=rank, world_size=world_size, device=device,
-                make_engine=_engine_factory(task.recipe, splits, device))
+                make_engine=_engine_factory(task.recipe, splits, device),
+                checkpoint=(lambda state: pending.update(state=state)) if resumable else None,
+                checkpoint_every=task.recipe.train.checkpoint_every or 1, resume=resume)
 
 
 def _engine_factory(recipe: Recipe, splits, device: torch.device):
@@ -104,7 +127,9 @@ def fit_data_parallel(task: WorkerTask, run_name: str, storage_path: str) -> Non
             name=run_name,
             storage_path=storage_path,
             callbacks=[TuneReportCallback()],
-            failure_config=ray.train.FailureConfig(max_failures=0),
+            # A dead worker restarts the worker group from the last checkpoint.
+            failure_config=ray.train.FailureConfig(max_failures=task.recipe.search.retries),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
         ),
     )
     trainer.fit()
