@@ -543,11 +543,20 @@ def _expect_clean(call, text_len: int = 1000) -> Outcome:
     return result
 
 
-@pytest.mark.parametrize("text", ["{[1, 2]: 3}\nname: x\n", "? {a: 1}\n: 3\nname: x\n", "name: x\ntrain: {[a]: 1}\n"],
+@pytest.mark.parametrize("text", ["name: x\n[1, 2]: 3\n", "? {a: 1}\n: 3\nname: x\n", "name: x\ntrain: {[a]: 1}\n"],
                          ids=["list-key", "map-key", "nested-list-key"])
 def test_unhashable_mapping_key_is_a_recipe_error(text):
     # loader._construct_mapping: `key in seen` raises TypeError before PyYAML's own check.
     assert _expect_clean(lambda: build_template(parse_yaml(text, "k.yaml"))).kind == "error"
+
+
+@pytest.mark.parametrize("scalar", ["2001-02-30", "2001-13-01", "!!float abc", "!!int abc", "!!int _", "!!bool maybe",
+                                    "!!timestamp abc", "!!int 0x"])
+def test_scalar_that_pyyaml_cannot_construct_is_a_recipe_error(scalar):
+    # PyYAML's constructors raise ValueError/KeyError/IndexError/AttributeError, not YAMLError;
+    # 2001-02-30 needs no tag at all: the implicit timestamp resolver matches it.
+    text = f"name: x\ndescription: {scalar}\n"
+    assert _expect_clean(lambda: build_template(parse_yaml(text, "t.yaml"))).kind == "error"
 
 
 @pytest.mark.parametrize("literal", ["9" * 4301, "-" + "9" * 5000, "0x" + "f" * 3600, "0b" + "1" * 15000])
