@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import collections
 import importlib.util
+import re
 import sys
 import tempfile
 import time
@@ -33,7 +34,7 @@ def _load_fuzz_module():
 def _kind(detail: str) -> str:
     """Exception type; for the oracle's own AssertionErrors, which check failed."""
     kind, _, rest = detail.partition(":")
-    return f"{kind} ({rest.strip()[:36]}...)" if kind == "AssertionError" else kind
+    return f"{kind} ({re.sub(r'[0-9]+', 'N', rest.strip())[:32]}...)" if kind == "AssertionError" else kind
 
 
 def main(argv: list[str] | None = None) -> int:
