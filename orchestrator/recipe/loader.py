@@ -7,11 +7,13 @@ a range), so ``bits: {grid: [4, 9]}`` fails up front, at load time, naming the l
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
+import itertools
+import math
 import re
 import typing
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import Problem, RecipeError
 from orchestrator.recipe.schema import Recipe
-from orchestrator.recipe.space import Leaf, find_leaves, set_path
+from orchestrator.recipe.space import Leaf, find_leaves, set_path, short_repr, shorten
 
 MAX_RECIPE_BYTES = 1_000_000
 # Sections whose values must be the same for every trial of a sweep.
@@ -81,9 +83,11 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     seen = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, Hashable):
+            raise yaml.constructor.ConstructorError(None, None, "found a list or mapping used as a key", key_node.start_mark)
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
+                None, None, f"duplicate key {short_repr(key)}", key_node.start_mark
             )
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
@@ -92,13 +96,47 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def parse_yaml(text: str, source: str) -> dict:
+# PyYAML raises more than YAMLError on scalars it cannot construct (dates like 2001-02-30,
+# `!!int abc`, ints over Python's 4300-digit limit), and recurses on deep nesting.
+_CONSTRUCT_ERRORS = (yaml.YAMLError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+MAX_NODES = 200_000  # values a recipe may expand to once YAML aliases are followed
+MAX_DEPTH = 64
+
+
+def _load_yaml(text: str) -> tuple[Any, str | None]:
+    """(data, None) or (None, what is wrong) for YAML text that may be hostile."""
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise RecipeError([Problem("", f"not valid YAML: {exc}")], source) from None
     except RecursionError:
-        raise RecipeError([Problem("", "YAML nested too deeply")], source) from None
+        return None, "YAML nested too deeply"
+    except _CONSTRUCT_ERRORS as exc:
+        return None, f"not valid YAML: {shorten(str(exc), 300)}"
+    problem = _check_size(data)
+    return (None, problem) if problem else (data, None)
+
+
+def _check_size(data: Any) -> str | None:
+    """Bound what the rest of validation walks: aliases can make a tiny file expand to
+    billions of values ("billion laughs"), and deep nesting exhausts the stack."""
+    budget, stack = MAX_NODES, [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            return f"recipe expands to more than {MAX_NODES} values (YAML aliases?)"
+        if depth > MAX_DEPTH:
+            return f"recipe is nested more than {MAX_DEPTH} levels deep"
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+    return None
+
+
+def parse_yaml(text: str, source: str) -> dict:
+    data, problem = _load_yaml(text)
+    if problem:
+        raise RecipeError([Problem("", problem)], source)
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "an empty document"
         raise RecipeError([Problem("", f"a recipe is a YAML mapping of sections, got {kind}")], source)
@@ -120,18 +158,17 @@ def read_recipe_file(path: str | Path) -> dict:
 
 def apply_overrides(data: dict, overrides: list[str]) -> tuple[dict, list[Problem]]:
     """Apply ``key.path=value`` overrides; values are YAML (``train.lr={grid: [0.1, 0.2]}``)."""
-    data = copy.deepcopy(data)
+    data = _copy_mappings(data)
     problems = []
     for item in overrides:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not OVERRIDE_KEY.match(key):
-            problems.append(Problem("", f"override {item!r} must look like section.key=value"))
+            problems.append(Problem("", f"override {shorten(repr(item), 80)} must look like section.key=value"))
             continue
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as exc:
-            problems.append(Problem(key, f"override value {raw!r} is not valid YAML: {exc}"))
+        value, problem = _load_yaml(raw) if raw.strip() else (None, None)
+        if problem:
+            problems.append(Problem(key, f"override value {shorten(raw, 80)}: {problem}"))
             continue
         set_path(data, key, value)
     return data, problems
@@ -139,8 +176,14 @@ def apply_overrides(data: dict, overrides: list[str]) -> tuple[dict, list[Proble
 
 # --- validation ---------------------------------------------------------------------------
 
+def _copy_mappings(node: Any) -> Any:
+    """A copy of the nested mappings, sharing lists and values: substitution only ever sets
+    keys of mappings, so copying the (possibly huge) lists of grid values is wasted work."""
+    return {k: _copy_mappings(v) for k, v in node.items()} if isinstance(node, dict) else node
+
+
 def _substitute(data: dict, leaves, values: Mapping[str, Any]) -> dict:
-    data = copy.deepcopy(data)
+    data = _copy_mappings(data)
     for leaf in leaves:
         set_path(data, leaf.path, values.get(leaf.path, leaf.candidates()[0]))
     return data
@@ -215,7 +258,7 @@ def _problems_from(exc: ValidationError, data: dict) -> list[Problem]:
         elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
             msg = msg.replace("'asha', 'median', 'none'", "asha|median|none")
         if kind not in ("extra_forbidden", "missing") and "input" in err and not isinstance(err["input"], (dict, list)):
-            msg = f"{msg} (got {err['input']!r})"
+            msg = f"{msg} (got {short_repr(err['input'])})"
         problems.append(Problem(_dotted(loc), msg))
     return problems
 
@@ -230,12 +273,28 @@ def _validate_once(data: dict) -> list[Problem]:
     return []
 
 
-def _validate_all_candidates(data: dict, leaves: list[Leaf]) -> list[Problem]:
-    problems = _validate_once(_substitute(data, leaves, {}))
+MAX_COMBINATIONS = 256  # below this, every combination of leaf candidates is validated
+
+
+def _candidate_points(leaves: list[Leaf]):
+    """Points of the search space that validation tries: every combination of candidates
+    when there are few (cross-field rules, e.g. val + test fractions, see pairs of values),
+    else each candidate of each leaf with the others at their first."""
+    counts = [len(leaf.candidates()) for leaf in leaves]
+    if math.prod(counts) <= MAX_COMBINATIONS:
+        for values in itertools.product(*(leaf.candidates() for leaf in leaves)):
+            yield {leaf.path: value for leaf, value in zip(leaves, values)}
+        return
+    yield {}
     for leaf in leaves:
         for value in leaf.candidates()[1:]:
-            for problem in _validate_once(_substitute(data, leaves, {leaf.path: value})):
-                problems.append(problem)
+            yield {leaf.path: value}
+
+
+def _validate_all_candidates(data: dict, leaves: list[Leaf]) -> list[Problem]:
+    problems = []
+    for point in _candidate_points(leaves):
+        problems += _validate_once(_substitute(data, leaves, point))
     # A problem at or below a leaf names the leaf's value; dedupe repeats across candidates.
     unique: dict[tuple[str, str], Problem] = {}
     for problem in problems:
@@ -253,6 +312,11 @@ def _drop_path(data: dict, path: str) -> None:
 
 
 def build_template(data: dict, source: str | None = None) -> RecipeTemplate:
+    if not isinstance(data, dict):
+        raise RecipeError([Problem("", f"a recipe is a mapping of sections, got {type(data).__name__}")], source)
+    too_big = _check_size(data)
+    if too_big:
+        raise RecipeError([Problem("", too_big)], source)
     leaves, problems = find_leaves(data)
     for leaf in [leaf for leaf in leaves if leaf.path.split(".")[0] in UNSWEEPABLE]:
         problems.append(Problem(leaf.path, f"{UNSWEEPABLE[leaf.path.split('.')[0]]}; give one value, not {leaf.to_data()}"))
@@ -260,7 +324,7 @@ def build_template(data: dict, source: str | None = None) -> RecipeTemplate:
     # Malformed leaves are reported above; validate the rest of the recipe without them so
     # the user sees every problem in one go.
     bad_paths = {p.path for p in problems}
-    checkable = copy.deepcopy(data)
+    checkable = _copy_mappings(data)
     for path in bad_paths:
         _drop_path(checkable, path)
     problems += [p for p in _validate_all_candidates(checkable, leaves) if p.path not in bad_paths]

@@ -192,6 +192,10 @@ class ResultsConfig(Section):
     def _not_empty(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("results.path must not be empty")
+        if any(ord(ch) < 32 for ch in value):
+            raise ValueError("results.path must not contain control characters (NUL, newline, ...)")
+        if len(value) > 1024:
+            raise ValueError(f"results.path is {len(value)} characters long; at most 1024 are allowed")
         return value
 
 

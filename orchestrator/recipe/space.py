@@ -13,12 +13,30 @@ not import Ray (``sweep/space.py`` turns leaves into Tune domains).
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 from orchestrator.errors import Problem
 
 LEAF_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
+MAX_OPTIONS = 10_000  # values in one grid/choice leaf
+
+_repr = reprlib.Repr()  # Python 3.11's Repr takes no constructor arguments
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 6
+_repr.maxstring, _repr.maxother, _repr.maxlong, _repr.maxlevel = 60, 60, 40, 3
+
+
+def short_repr(value: Any) -> str:
+    """repr() for error messages: bounded, whatever the user's input holds."""
+    try:
+        return _repr.repr(value)
+    except (ValueError, RecursionError):  # e.g. ints over Python's 4300-digit str limit
+        return f"<{type(value).__name__}>"
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -33,12 +51,27 @@ class Leaf:
         """Values that stand for the leaf when the recipe is validated: all options of a
         grid/choice, both ends of a range (so an out-of-range bound is caught up front)."""
         if self.kind in ("grid", "choice"):
-            return list(self.values)
+            return _distinct(self.values)
         lo, hi = self.values
-        return [lo, hi - 1] if self.kind == "randint" else [lo, hi]
+        if self.kind == "randint":
+            return [lo, hi - 1]
+        # A point inside the range as well: Tune samples floats, so an integer field swept
+        # with {uniform: [1, 5]} must fail here, not in every trial.
+        inner = lo * (hi / lo) ** 0.37 if self.kind == "loguniform" else lo + (hi - lo) * 0.37
+        return [lo, hi, inner]
 
     def to_data(self) -> dict:
         return {self.kind: list(self.values)}
+
+
+def _distinct(values) -> list:
+    out, seen = [], set()
+    for value in values:
+        key = repr(value)
+        if key not in seen:
+            seen.add(key)
+            out.append(value)
+    return out
 
 
 def is_leaf(node: Any) -> bool:
@@ -65,19 +98,21 @@ def parse_leaf(path: str, node: dict) -> tuple[Leaf | None, list[Problem]]:
     kind, raw = next(iter(node.items()))
     if kind in ("grid", "choice"):
         if not isinstance(raw, list) or not raw:
-            return None, [Problem(path, f"{{{kind}: ...}} needs a non-empty list of values, got {raw!r}")]
+            return None, [Problem(path, f"{{{kind}: ...}} needs a non-empty list of values, got {short_repr(raw)}")]
+        if len(raw) > MAX_OPTIONS:
+            return None, [Problem(path, f"{{{kind}: ...}} holds {len(raw)} values; at most {MAX_OPTIONS} are allowed")]
         return Leaf(path, kind, tuple(raw)), []
     if not isinstance(raw, list) or len(raw) != 2 or not all(_is_number(v) for v in raw):
-        return None, [Problem(path, f"{{{kind}: [lo, hi]}} needs a list of two numbers, got {raw!r}")]
+        return None, [Problem(path, f"{{{kind}: [lo, hi]}} needs a list of two numbers, got {short_repr(raw)}")]
     lo, hi = raw
     if not all(_finite(v) for v in raw):
-        return None, [Problem(path, f"{{{kind}: [lo, hi]}} needs finite bounds, got {raw!r}")]
+        return None, [Problem(path, f"{{{kind}: [lo, hi]}} needs finite bounds, got {short_repr(raw)}")]
     if kind == "randint" and not all(isinstance(v, int) for v in raw):
-        return None, [Problem(path, f"{{randint: [lo, hi]}} needs two integers, got {raw!r}")]
+        return None, [Problem(path, f"{{randint: [lo, hi]}} needs two integers, got {short_repr(raw)}")]
     if not lo < hi:
-        return None, [Problem(path, f"{{{kind}: [lo, hi]}} needs lo < hi, got lo={lo!r}, hi={hi!r}")]
+        return None, [Problem(path, f"{{{kind}: [lo, hi]}} needs lo < hi, got lo={short_repr(lo)}, hi={short_repr(hi)}")]
     if kind == "loguniform" and lo <= 0:
-        return None, [Problem(path, f"{{loguniform: [lo, hi]}} needs 0 < lo, got lo={lo!r}")]
+        return None, [Problem(path, f"{{loguniform: [lo, hi]}} needs 0 < lo, got lo={short_repr(lo)}")]
     return Leaf(path, kind, (lo, hi)), []
 
 

@@ -66,8 +66,9 @@ def test_resolve_validates_the_concrete_value():
     [
         ("grid", (1, 2, 3), [1, 2, 3]),
         ("choice", ("a", "b"), ["a", "b"]),
-        ("uniform", (0.0, 1.0), [0.0, 1.0]),
-        ("loguniform", (1e-3, 1e-1), [1e-3, 1e-1]),
+        # both ends, and a non-integral point inside (Tune samples floats)
+        ("uniform", (0.0, 1.0), [0.0, 1.0, 0.37]),
+        ("loguniform", (1e-3, 1e-1), [1e-3, 1e-1, pytest.approx(1e-3 * 100**0.37)]),
         ("randint", (2, 7), [2, 6]),  # hi is exclusive, as in Ray Tune
     ],
 )
