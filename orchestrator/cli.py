@@ -52,7 +52,8 @@ def _cmd_run(args) -> int:
     from orchestrator.sweep.report import print_summary
     from orchestrator.sweep.runner import run_sweep
 
-    outcome = run_sweep(template, address=args.address, console=console, quiet=args.quiet, cluster=args.cluster)
+    outcome = run_sweep(template, address=args.address, console=console, quiet=args.quiet, cluster=args.cluster,
+                        resume=args.resume)
     print_summary(outcome, console)
     failed = (outcome.trials["status"] == "failed").sum()
     return EXIT_FAILED if failed == len(outcome.trials) else EXIT_OK
@@ -117,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", default=None,
                      help="Ray cluster address ('auto' on a cluster head); default: an embedded local Ray")
     run.add_argument("--quiet", action="store_true", help="no live trial table")
+    run.add_argument("--resume", nargs="?", const="latest", default=None, metavar="SWEEP_ID",
+                     help="continue an interrupted sweep of this recipe (default: the newest): finished trials "
+                          "are kept, unfinished ones continue from their last checkpoint")
     run.add_argument("--cluster", default=None, metavar="CLUSTER_YAML",
                      help="size concurrency from this cluster launcher config's node types (autoscaling clusters)")
     run.set_defaults(func=_cmd_run)

@@ -97,6 +97,11 @@ class SweepDir:
     def write_json(self, name: str, data: dict) -> str:
         return self.write_text(name, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
+    def read_text(self, name: str) -> str:
+        fs, base = self._fs()
+        with fs.open_input_stream(f"{base}/{name}") as f:
+            return f.read().decode()
+
     def read_table(self, name: str) -> pd.DataFrame:
         fs, base = self._fs()
         with fs.open_input_file(f"{base}/{name}") as f:

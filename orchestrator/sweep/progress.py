@@ -49,6 +49,8 @@ class LiveTrialTable(tune.Callback):
         return {**self.__dict__, "live": None, "console": None}
 
     def close(self) -> None:
+        if self.live is None:
+            return
         self.live.update(self._render())
         self.live.stop()
         if not self.console.is_terminal:
@@ -60,9 +62,13 @@ class LiveTrialTable(tune.Callback):
         row["config"] = trial.config
         return row
 
+    def _refresh(self) -> None:
+        if self.live is not None:  # None in a copy Tune unpickled (a restored experiment)
+            self.live.update(self._render())
+
     def on_trial_start(self, iteration, trials, trial, **info):
         self._row(trial)
-        self.live.update(self._render())
+        self._refresh()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         row = self._row(trial)
@@ -72,15 +78,15 @@ class LiveTrialTable(tune.Callback):
         if value is not None:
             better = max if self.mode == "max" else min
             row["best"] = value if row["best"] is None else better(row["best"], value)
-        self.live.update(self._render())
+        self._refresh()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._row(trial)["status"] = "TERMINATED"
-        self.live.update(self._render())
+        self._refresh()
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._row(trial)["status"] = "ERROR"
-        self.live.update(self._render())
+        self._refresh()
 
     def _render(self):
         table = Table(title=self.title, title_justify="left", expand=False, pad_edge=False)

@@ -4,12 +4,14 @@ write the Parquet results. The only entry point the CLI needs."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow.fs as pafs
 import ray
 import torch
 import yaml
@@ -25,7 +27,8 @@ from orchestrator.recipe import RecipeTemplate
 from orchestrator.recipe.schema import Recipe
 from orchestrator.results import compare_sweeps, plot_comparison, sweep_frontier
 from orchestrator.results.schema import epochs_frame, trial_row, trials_frame
-from orchestrator.results.store import SweepDir, local_path
+from orchestrator.errors import UsageError
+from orchestrator.results.store import SweepDir, is_uri, local_path
 from orchestrator.sweep.cluster import NodeType, read_node_types
 from orchestrator.sweep.planner import Plan, capacity_from_node_types, plan_resources
 from orchestrator.sweep.compression import TrialCompression
@@ -97,11 +100,18 @@ def _scheduler(recipe: Recipe, epochs: int):
 
 
 def _run_stage(stage: str, template: RecipeTemplate, sweep: SweepDir, plan: Plan, context: TrialContext,
-               console: Console, quiet: bool) -> tune.ResultGrid:
+               console: Console, quiet: bool, resume: bool = False) -> tune.ResultGrid:
     recipe = template.base
     leaves = template.leaves if stage == "sweep" else ()
     epochs = context.epochs
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), plan.trial_resources)
+    stage_path = f"{sweep.ray_storage}/{stage}"
+    if resume and tune.Tuner.can_restore(stage_path):
+        # Finished trials keep their results; unfinished and errored ones continue from their
+        # last checkpoint. The trainable is rebuilt: object refs of the old Ray are gone.
+        console.print(f"resuming {stage} of sweep {sweep.sweep_id} from {stage_path}")
+        tuner = tune.Tuner.restore(stage_path, trainable, resume_unfinished=True, resume_errored=True)
+        return tuner.fit()
     callbacks = []
     live = None
     if not quiet:
@@ -210,13 +220,40 @@ def plan_sweep(template: RecipeTemplate, resources: dict, *, address: str | None
                           local=address is None, elastic=address is not None)
 
 
+def find_sweep(template: RecipeTemplate, sweep_id: str) -> SweepDir:
+    """The sweep folder to resume: ``sweep_id``, or the newest sweep of the recipe for
+    "latest". It must have been started from this same recipe (hash of the resolved YAML)."""
+    recipe = template.base
+    if sweep_id == "latest":
+        root = SweepDir.create(recipe.results.path, recipe.name, "x")
+        fs, base = pafs.FileSystem.from_uri(root.path) if is_uri(root.path) else (pafs.LocalFileSystem(), root.path)
+        parent = base.rsplit("/", 1)[0]
+        found = fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
+        ids = sorted(info.base_name for info in found if info.type == pafs.FileType.Directory
+                     and not info.base_name.startswith(("_", ".")))
+        if not ids:
+            raise UsageError(f"--resume: no sweep of recipe {recipe.name!r} under {parent}")
+        sweep_id = ids[-1]  # ids start with a UTC timestamp
+    sweep = SweepDir.create(recipe.results.path, recipe.name, sweep_id)
+    if not sweep.exists("sweep.json"):
+        raise UsageError(f"--resume: {sweep.path} is not a sweep folder (no sweep.json)")
+    meta = json.loads(sweep.read_text("sweep.json"))
+    if meta.get("recipe_hash") != template.hash:
+        raise UsageError(f"--resume: sweep {sweep_id} was started from a different recipe (hash "
+                         f"{meta.get('recipe_hash')}, this one {template.hash}); pass the same recipe and overrides")
+    if meta.get("status") == "finished":
+        raise UsageError(f"--resume: sweep {sweep_id} already finished; its results are in {sweep.path}")
+    return sweep
+
+
 def run_sweep(template: RecipeTemplate, *, address: str | None = None, console: Console | None = None,
-              quiet: bool = False, cluster: str | None = None) -> SweepOutcome:
-    """Run the recipe's baseline and sweep; write trials/epochs Parquet; return what was written."""
+              quiet: bool = False, cluster: str | None = None, resume: str | None = None) -> SweepOutcome:
+    """Run the recipe's baseline and sweep; write trials/epochs Parquet; return what was written.
+    ``resume``: a sweep id (or "latest") to continue after an interruption."""
     started = time.monotonic()
     console = console or Console()
     recipe = template.base
-    sweep = SweepDir.create(recipe.results.path, recipe.name)
+    sweep = find_sweep(template, resume) if resume else SweepDir.create(recipe.results.path, recipe.name)
     total = count_trials(template.leaves, recipe.search.num_samples)
     node_types = read_node_types(cluster) if cluster else None
     with ray_session(address, state_api=recipe.parallel.workers > 1):
@@ -226,8 +263,11 @@ def run_sweep(template: RecipeTemplate, *, address: str | None = None, console: 
         splits = load_splits(recipe.data)
         sweep.makedirs()
         sweep.write_text("recipe.yaml", yaml.safe_dump(template.data, sort_keys=False))
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        previous = json.loads(sweep.read_text("sweep.json")) if resume else {}
         meta = {"sweep_id": sweep.sweep_id, "recipe_name": recipe.name, "recipe_hash": template.hash,
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "created_at": previous.get("created_at", now),
+                "resumed_at": [*previous.get("resumed_at", []), now] if resume else [],
                 "orchestrator_version": orchestrator.__version__, "ray_version": ray.__version__,
                 "torch_version": torch.__version__, "trials_planned": total, "status": "running",
                 "max_concurrent_trials": plan.max_concurrent, "source": template.source}
@@ -242,7 +282,7 @@ def run_sweep(template: RecipeTemplate, *, address: str | None = None, console: 
             epochs = recipe.baseline.epochs or recipe.train.epochs
             context = TrialContext(stage="baseline", epochs=epochs, baseline_ref=None,
                                    compression=TrialCompression(None, artifacts), **common)
-            grid = _run_stage("baseline", template, sweep, plan, context, console, quiet)
+            grid = _run_stage("baseline", template, sweep, plan, context, console, quiet, resume=bool(resume))
             stage_rows, stage_hist = _collect("baseline", grid, template, sweep, epochs)
             rows += stage_rows
             histories += stage_hist
@@ -253,7 +293,7 @@ def run_sweep(template: RecipeTemplate, *, address: str | None = None, console: 
 
         context = TrialContext(stage="sweep", epochs=recipe.train.epochs, baseline_ref=baseline_ref,
                                compression=TrialCompression(teacher_ref, artifacts), **common)
-        grid = _run_stage("sweep", template, sweep, plan, context, console, quiet)
+        grid = _run_stage("sweep", template, sweep, plan, context, console, quiet, resume=bool(resume))
         stage_rows, stage_hist = _collect("sweep", grid, template, sweep, recipe.train.epochs)
         rows += stage_rows
         histories += stage_hist
