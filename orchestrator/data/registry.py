@@ -9,7 +9,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from typing import TYPE_CHECKING
 
@@ -77,6 +76,10 @@ DATASETS: dict[str, Callable[[DataConfig], tuple[np.ndarray, np.ndarray]]] = {
 
 def load_splits(cfg: DataConfig) -> Splits:
     """Load a registered dataset and split it (stratified, seeded by ``cfg.seed``)."""
+    # Imported here, not at the top: every Ray Train worker imports this module (it defines
+    # Splits) but never splits data, and sklearn costs ~1.2 s of CPU per process.
+    from sklearn.model_selection import train_test_split
+
     x, y = DATASETS[cfg.name](cfg)
     idx = np.arange(len(y))
     holdout = cfg.val_fraction + cfg.test_fraction

@@ -37,8 +37,6 @@ from orchestrator.sweep.space import count_trials, param_space
 from orchestrator.sweep.trial import TrialContext, run_trial
 from orchestrator.train.parallel import STATE_FILE
 
-# Ray Train polls its workers this often; the 2 s default adds ~2 s to every report.
-os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 # Tune's own progress output (verbose=0 silences the legacy reporter) would bury the live table.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
@@ -129,9 +127,10 @@ def _run_stage(stage: str, template: RecipeTemplate, sweep: SweepDir, plan: Plan
             # when search_alg is a BasicVariantGenerator.
             search_alg=BasicVariantGenerator(random_state=recipe.search.seed, max_concurrent=plan.max_concurrent),
             # Reusing the trial process saves its start-up (importing torch) for every trial.
-            # Not for multi-worker trials: one that Tune stops is still inside fit(), and
-            # its actor must die so that Train releases the workers' resources.
-            reuse_actors=recipe.parallel.workers == 1,
+            # Not for multi-worker trials that a scheduler may stop: such a trial is still
+            # inside fit(), and its actor must die so that Train releases the workers'
+            # resources. Trials that nothing stops return from fit() and can be reused.
+            reuse_actors=recipe.parallel.workers == 1 or recipe.search.scheduler.name == "none",
         ),
         run_config=tune.RunConfig(name=stage, storage_path=sweep.ray_storage, verbose=0, callbacks=callbacks,
                                   # a failed trial restarts from its last checkpoint
