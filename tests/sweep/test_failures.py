@@ -16,15 +16,14 @@ from orchestrator.sweep.runner import run_sweep
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-EPOCHS = 6
 
 
-def _recipe(tmp_path, workers: int) -> dict:
+def _recipe(tmp_path, workers: int, epochs: int) -> dict:
     return {
         "name": f"failures-w{workers}",
         "data": {"name": "digits"},
-        "model": {"name": "mlp", "hidden": [512, 512]},
-        "train": {"epochs": EPOCHS, "lr": 0.05},
+        "model": {"name": "mlp", "hidden": [1024, 1024]},  # epochs slow enough to aim a kill at
+        "train": {"epochs": epochs, "lr": 0.05},
         "parallel": {"workers": workers},
         "baseline": {"enabled": False},
         "search": {"scheduler": {"name": "none"}, "retries": 2},
@@ -51,27 +50,31 @@ def _kill_first(class_name: str, after_epoch: int, sweep_root, killed: list, err
                 time.sleep(0.5)
                 continue
             pids = [a.pid for a in actors if a.pid]
+            errors.append(f"alive {class_name}: {pids}")
             if pids:
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append(pids[0])
                 return
         time.sleep(0.1)
+    errors.append(f"gave up; progress files: {list(sweep_root.glob('**/progress.csv'))}")
 
 
-@pytest.mark.parametrize(("workers", "victim"), [(2, "RayTrainWorker"), (1, "ImplicitFunc")],
+# Epochs take ~0.15 s in one process, so the one-worker trial gets more of them: the kill
+# must land while it is still training.
+@pytest.mark.parametrize(("workers", "victim", "epochs"), [(2, "RayTrainWorker", 10), (1, "ImplicitFunc", 40)],
                          ids=["train-worker", "trial-process"])
-def test_a_killed_process_mid_trial_restarts_from_its_checkpoint(ray_local, tmp_path, workers, victim):
+def test_a_killed_process_mid_trial_restarts_from_its_checkpoint(ray_local, tmp_path, workers, victim, epochs):
     killed: list[int] = []
     errors: list[str] = []
     killer = threading.Thread(target=_kill_first, args=(victim, 2, tmp_path / "results", killed, errors), daemon=True)
     killer.start()
-    outcome = run_sweep(build_template(_recipe(tmp_path, workers)), quiet=True, console=Console(file=open(os.devnull, "w")))
+    outcome = run_sweep(build_template(_recipe(tmp_path, workers, epochs)), quiet=True, console=Console(file=open(os.devnull, "w")))
     killer.join(timeout=5)
     assert killed, f"no {victim} process was killed; State API errors: {errors[-3:]}"
 
     row = outcome.trials.iloc[0]
-    assert row["status"] == "completed" and row["epochs_run"] == EPOCHS, row["error"]
+    assert row["status"] == "completed" and row["epochs_run"] == epochs, row["error"]
     assert row["val_accuracy"] > 0.9
-    epochs = outcome.epochs
-    assert not epochs.duplicated(["trial_id", "epoch"]).any()
-    assert sorted(epochs["epoch"]) == list(range(1, EPOCHS + 1))
+    history = outcome.epochs
+    assert not history.duplicated(["trial_id", "epoch"]).any()
+    assert sorted(history["epoch"]) == list(range(1, row["epochs_run"] + 1))
