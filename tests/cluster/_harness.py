@@ -1,0 +1,163 @@
+"""What the cluster scenario scripts share: a private temp dir and free ports (other Ray
+clusters may run on this machine), the environment Ray's processes inherit, a node-count
+timeline, killing exactly the processes a scenario started, and the JSON verdict line.
+
+Each scenario runs as its own process (never inside pytest's Ray) and ends by printing one
+line ``VERDICT {json}`` that the pytest test asserts on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+VERDICT_PREFIX = "VERDICT "
+
+
+def private_env(prefix: str) -> str:
+    """A fresh temp dir for Ray, HOME (~/ray_results, ~/.ray) and matplotlib; must run before
+    ``import ray``. Returns the dir."""
+    root = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.environ.update({
+        "RAY_TMPDIR": os.path.join(root, "ray"),
+        "HOME": root,
+        "MPLCONFIGDIR": os.path.join(root, "mpl"),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        # Token auth would make a head started by `ray start` and this driver look for the
+        # token under HOME; nothing here is reachable from outside anyway.
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
+        "RAY_AIR_NEW_OUTPUT": "0",
+    })
+    os.environ.pop("RAY_ADDRESS", None)
+    os.makedirs(os.environ["RAY_TMPDIR"], exist_ok=True)
+    return root
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nobody listens on right now (the OS picks them; all distinct)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def exit_on_sigterm() -> None:
+    """A SIGTERM (the test's timeout) unwinds through ``finally`` so the cluster is stopped."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def kill_processes_mentioning(marker: str, grace_s: float = 5.0) -> list[int]:
+    """SIGTERM then SIGKILL every process of ours whose command line names ``marker`` (this
+    scenario's private temp dir): stragglers that left the process group we killed."""
+    import psutil
+
+    me = os.getpid()
+    procs = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if proc.pid != me and marker in " ".join(proc.info["cmdline"] or ()):
+                procs.append(proc)
+        except psutil.Error:
+            continue
+    for proc in procs:
+        with _quiet_psutil():
+            proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for proc in alive:
+        with _quiet_psutil():
+            proc.kill()
+    return [p.pid for p in procs]
+
+
+class _quiet_psutil:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, *_):
+        import psutil
+
+        return kind is not None and issubclass(kind, psutil.Error)
+
+
+class NodeTimeline:
+    """Polls ``ray.nodes()`` in a thread: (seconds since start, alive nodes, alive GPU nodes,
+    phase) whenever a count changes, so the verdict shows how the cluster grew and shrank."""
+
+    def __init__(self, interval_s: float = 0.5):
+        self.interval_s = interval_s
+        self.events: list[tuple[float, int, int, str]] = []
+        self.phase = "start"
+        self._t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def counts() -> tuple[int, int]:
+        import ray
+
+        alive = [n for n in ray.nodes() if n.get("Alive")]
+        return len(alive), sum(1 for n in alive if n.get("Resources", {}).get("GPU", 0) > 0)
+
+    def sample(self) -> tuple[int, int]:
+        alive, gpu = self.counts()
+        last = self.events[-1] if self.events else None
+        if last is None or (last[1], last[2], last[3]) != (alive, gpu, self.phase):
+            self.events.append((round(time.monotonic() - self._t0, 1), alive, gpu, self.phase))
+        return alive, gpu
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sample()
+            except Exception:  # a GCS hiccup must not end the timeline
+                pass
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> "NodeTimeline":
+        self.sample()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def max_gpu(self, phase: str) -> int:
+        return max((e[2] for e in self.events if e[3] == phase), default=0)
+
+
+def sweep_recipe(results: str, name: str, **sections) -> dict:
+    """A tiny recipe (digits MLP, one epoch) the scenarios adjust section by section."""
+    data = {
+        "name": name,
+        "data": {"name": "digits"},
+        "model": {"name": "mlp", "hidden": [32]},
+        "train": {"epochs": 1, "batch_size": 64, "lr": 0.1, "optimizer": {"name": "sgd", "momentum": 0.9}},
+        "baseline": {"enabled": False},
+        "search": {"scheduler": {"name": "none"}},
+        "results": {"path": results},
+    }
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value}
+    return data
+
+
+def trial_rows(trials) -> list[dict]:
+    cols = [c for c in ("trial_id", "status", "epochs_run", "val_accuracy", "error") if c in trials.columns]
+    return json.loads(trials[cols].to_json(orient="records"))
+
+
+def print_verdict(verdict: dict) -> None:
+    print(VERDICT_PREFIX + json.dumps(verdict, default=str), flush=True)
