@@ -58,37 +58,81 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
-def kill_processes_mentioning(marker: str, grace_s: float = 5.0) -> list[int]:
-    """SIGTERM then SIGKILL every process of ours whose command line names ``marker`` (this
-    scenario's private temp dir): stragglers that left the process group we killed."""
-    import psutil
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
-    me = os.getpid()
-    procs = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is already dead
+    except (OSError, IndexError):
+        return False
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def descendants(root_pid: int | None = None) -> list[int]:
+    """Every live process below ``root_pid`` (default: this one). Taken before a cluster is
+    stopped: once a raylet dies its workers are re-parented and no longer look like ours."""
+    root_pid = os.getpid() if root_pid is None else root_pid
+    children: dict[int, list[int]] = {}
+    for pid in _pids():
+        children.setdefault(_ppid(pid), []).append(pid)
+    found, todo = [], [root_pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return [pid for pid in found if _alive(pid)]
+
+
+def reap(pids: list[int], grace_s: float = 10.0) -> list[str]:
+    """Wait up to ``grace_s`` for ``pids`` to exit (Ray workers notice their raylet's death
+    on their own), SIGKILL the rest; returns those, named."""
+    end = time.monotonic() + grace_s
+    while any(_alive(pid) for pid in pids) and time.monotonic() < end:
+        time.sleep(0.2)
+    left = [pid for pid in pids if _alive(pid)]
+    named = [f"{pid} {_cmdline(pid)[:160].strip()}" for pid in left]
+    for pid in left:
         try:
-            if proc.pid != me and marker in " ".join(proc.info["cmdline"] or ()):
-                procs.append(proc)
-        except psutil.Error:
-            continue
-    for proc in procs:
-        with _quiet_psutil():
-            proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
-    for proc in alive:
-        with _quiet_psutil():
-            proc.kill()
-    return [p.pid for p in procs]
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return named
 
 
-class _quiet_psutil:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, *_):
-        import psutil
-
-        return kind is not None and issubclass(kind, psutil.Error)
+def kill_processes_mentioning(marker: str, grace_s: float = 5.0) -> list[str]:
+    """SIGTERM then SIGKILL every process whose command line names ``marker`` (this
+    scenario's private temp dir): stragglers that left the process group we killed."""
+    me = os.getpid()
+    names = {pid: _cmdline(pid) for pid in _pids() if pid != me}
+    pids = [pid for pid, cmd in names.items() if marker in cmd and _alive(pid)]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        end = time.monotonic() + grace_s
+        while any(_alive(pid) for pid in pids) and time.monotonic() < end:
+            time.sleep(0.1)
+    return [f"{pid} {names[pid][:160]}" for pid in pids]
 
 
 class NodeTimeline:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -91,20 +92,32 @@ def wait_for_head(proc: subprocess.Popen, deadline_s: float = 60) -> None:
     raise TimeoutError(f"the head did not come up in {deadline_s} s")
 
 
-def stop_head(proc: subprocess.Popen, root: str) -> list[int]:
+def _pgid(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return -1
+
+
+def stop_head(proc: subprocess.Popen, root: str) -> list[str]:
+    """Stop the cluster: SIGTERM its process group, SIGKILL what is left after a grace period
+    (gcs_server and the monitor linger for > 20 s otherwise), then the processes it started
+    outside that group (raylets give each worker its own group) and anything else that still
+    names our temp dir. Returns those stragglers."""
     import signal
 
-    if proc.poll() is None:
+    ours = h.descendants()
+    group = [pid for pid in ours if _pgid(pid) == proc.pid]
+    for sig, grace_s in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the group outlives its leader: sweep it
-    except ProcessLookupError:
-        pass
-    return h.kill_processes_mentioning(root)
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        end = time.monotonic() + grace_s
+        while any(h._alive(pid) for pid in group) and time.monotonic() < end:
+            time.sleep(0.1)
+    proc.wait(timeout=5)
+    return h.reap(ours) + h.kill_processes_mentioning(root)
 
 
 def run(root: str, gcs_address: str) -> dict:
@@ -192,6 +205,8 @@ def main() -> int:
         verdict["total_s"] = round(time.monotonic() - t0, 1)
         verdict["ok"] = not verdict.get("failures")
         h.print_verdict(verdict)
+        if verdict["ok"]:  # a failed run keeps its Ray logs for a look
+            shutil.rmtree(root, ignore_errors=True)
     return 0 if verdict["ok"] else 1
 
 
