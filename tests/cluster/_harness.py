@@ -53,11 +53,6 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def exit_on_sigterm() -> None:
-    """A SIGTERM (the test's timeout) unwinds through ``finally`` so the cluster is stopped."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
-
 def _pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 

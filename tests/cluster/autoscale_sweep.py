@@ -179,7 +179,6 @@ def checks(v: dict) -> list[str]:
 
 def main() -> int:
     root = h.private_env("ray-cl-as-")
-    h.exit_on_sigterm()
     t0 = time.monotonic()
     verdict: dict = {"scenario": "autoscale_sweep", "root": root}
     proc = None

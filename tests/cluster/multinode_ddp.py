@@ -113,7 +113,6 @@ def checks(v: dict) -> list[str]:
 
 def main() -> int:
     root = h.private_env("ray-cl-mn-")
-    h.exit_on_sigterm()
     t0 = time.monotonic()
     verdict: dict = {"scenario": "multinode_ddp", "root": root}
     cluster = None
