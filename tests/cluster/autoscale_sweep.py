@@ -8,8 +8,11 @@ trials train on CPU (``ORCHESTRATOR_GPU_CPU_FALLBACK=1`` in the environment ever
 inherits). Checks: 0 GPU nodes at the start, ≥ 1 while the sweep runs, every trial completed,
 0 GPU nodes again once the idle timeout has passed.
 
-Run: ``PYTHONPATH=. python tests/cluster/autoscale_sweep.py`` → one ``VERDICT {json}`` line;
-exit 0 when every check holds.
+With ``--plan-from-cluster-file`` the sweep is planned from the cluster config's node types
+(``run --cluster``): 2 trials at once, so the autoscaler must go to its maximum of 2 GPU nodes.
+
+Run: ``PYTHONPATH=. python tests/cluster/autoscale_sweep.py [--plan-from-cluster-file]`` →
+one ``VERDICT {json}`` line; exit 0 when every check holds.
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ def stop_head(proc: subprocess.Popen, root: str) -> list[str]:
     return h.reap(ours) + h.kill_processes_mentioning(root)
 
 
-def run(root: str, gcs_address: str) -> dict:
+def run(root: str, gcs_address: str, cluster_file: str | None) -> dict:
     import pandas as pd
     import ray
     from rich.console import Console
@@ -138,7 +141,8 @@ def run(root: str, gcs_address: str) -> dict:
     timeline.phase = "sweep"
     started = time.monotonic()
     init_s = started - ready
-    outcome = run_sweep(build_template(recipe), address=gcs_address, quiet=True, console=Console(file=open(os.devnull, "w")))
+    outcome = run_sweep(build_template(recipe), address=gcs_address, cluster=cluster_file, quiet=True,
+                        console=Console(file=open(os.devnull, "w")))
     sweep_s = time.monotonic() - started
     timeline.phase = "idle"
     end = time.monotonic() + RELEASE_WAIT_S
@@ -163,8 +167,16 @@ def run(root: str, gcs_address: str) -> dict:
     }
 
 
-def checks(v: dict) -> list[str]:
+def checks(v: dict, cluster_file: str | None) -> list[str]:
     failures = []
+    # Elastic plan (no node types): one trial at a time, so one GPU node suffices. Planned
+    # from the node types: the 2 GPU nodes at full scale run 2 trials at once.
+    concurrent = 2 if cluster_file else 1
+    if v["plan_max_concurrent"] != concurrent:
+        failures.append(f"plan ran {v['plan_max_concurrent']} trials at once, expected {concurrent}")
+    if cluster_file and v["max_gpu_nodes_during_sweep"] != 2:
+        failures.append(f"planned from the node types, the sweep should scale to 2 GPU nodes, "
+                        f"saw {v['max_gpu_nodes_during_sweep']}")
     if v["gpu_nodes_at_start"] != 0:
         failures.append(f"expected 0 GPU nodes at the start, saw {v['gpu_nodes_at_start']}")
     if v["max_gpu_nodes_during_sweep"] < 1:
@@ -177,7 +189,8 @@ def checks(v: dict) -> list[str]:
     return failures
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    plan_from_file = "--plan-from-cluster-file" in argv
     root = h.private_env("ray-cl-as-")
     t0 = time.monotonic()
     verdict: dict = {"scenario": "autoscale_sweep", "root": root}
@@ -186,8 +199,10 @@ def main() -> int:
         proc, gcs_address = start_head(root, head_cpus=1)
         wait_for_head(proc)
         verdict["head_up_s"] = round(time.monotonic() - t0, 1)
-        verdict.update(run(root, gcs_address))
-        verdict["failures"] = checks(verdict)
+        cluster_file = os.path.join(root, "autoscaling.json") if plan_from_file else None
+        verdict["plan_from_cluster_file"] = plan_from_file
+        verdict.update(run(root, gcs_address, cluster_file))
+        verdict["failures"] = checks(verdict, cluster_file)
     except BaseException as exc:  # noqa: BLE001 - the verdict must say what happened
         traceback.print_exc()
         verdict["failures"] = [f"{type(exc).__name__}: {exc}"]
@@ -210,4 +225,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
