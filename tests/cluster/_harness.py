@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -53,7 +52,7 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _pids() -> list[int]:
+def all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
@@ -65,7 +64,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
+def is_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is already dead
@@ -86,23 +85,23 @@ def descendants(root_pid: int | None = None) -> list[int]:
     stopped: once a raylet dies its workers are re-parented and no longer look like ours."""
     root_pid = os.getpid() if root_pid is None else root_pid
     children: dict[int, list[int]] = {}
-    for pid in _pids():
+    for pid in all_pids():
         children.setdefault(_ppid(pid), []).append(pid)
     found, todo = [], [root_pid]
     while todo:
         for child in children.get(todo.pop(), []):
             found.append(child)
             todo.append(child)
-    return [pid for pid in found if _alive(pid)]
+    return [pid for pid in found if is_alive(pid)]
 
 
 def reap(pids: list[int], grace_s: float = 10.0) -> list[str]:
     """Wait up to ``grace_s`` for ``pids`` to exit (Ray workers notice their raylet's death
     on their own), SIGKILL the rest; returns those, named."""
     end = time.monotonic() + grace_s
-    while any(_alive(pid) for pid in pids) and time.monotonic() < end:
+    while any(is_alive(pid) for pid in pids) and time.monotonic() < end:
         time.sleep(0.2)
-    left = [pid for pid in pids if _alive(pid)]
+    left = [pid for pid in pids if is_alive(pid)]
     named = [f"{pid} {_cmdline(pid)[:160].strip()}" for pid in left]
     for pid in left:
         try:
@@ -116,8 +115,8 @@ def kill_processes_mentioning(marker: str, grace_s: float = 5.0) -> list[str]:
     """SIGTERM then SIGKILL every process whose command line names ``marker`` (this
     scenario's private temp dir): stragglers that left the process group we killed."""
     me = os.getpid()
-    names = {pid: _cmdline(pid) for pid in _pids() if pid != me}
-    pids = [pid for pid, cmd in names.items() if marker in cmd and _alive(pid)]
+    names = {pid: _cmdline(pid) for pid in all_pids() if pid != me}
+    pids = [pid for pid, cmd in names.items() if marker in cmd and is_alive(pid)]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             try:
@@ -125,7 +124,7 @@ def kill_processes_mentioning(marker: str, grace_s: float = 5.0) -> list[str]:
             except ProcessLookupError:
                 pass
         end = time.monotonic() + grace_s
-        while any(_alive(pid) for pid in pids) and time.monotonic() < end:
+        while any(is_alive(pid) for pid in pids) and time.monotonic() < end:
             time.sleep(0.1)
     return [f"{pid} {names[pid][:160]}" for pid in pids]
 

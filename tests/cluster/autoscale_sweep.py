@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -107,8 +108,6 @@ def stop_head(proc: subprocess.Popen, root: str) -> list[str]:
     (gcs_server and the monitor linger for > 20 s otherwise), then the processes it started
     outside that group (raylets give each worker its own group) and anything else that still
     names our temp dir. Returns those stragglers."""
-    import signal
-
     ours = h.descendants()
     group = [pid for pid in ours if _pgid(pid) == proc.pid]
     for sig, grace_s in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
@@ -117,7 +116,7 @@ def stop_head(proc: subprocess.Popen, root: str) -> list[str]:
         except ProcessLookupError:
             break
         end = time.monotonic() + grace_s
-        while any(h._alive(pid) for pid in group) and time.monotonic() < end:
+        while any(h.is_alive(pid) for pid in group) and time.monotonic() < end:
             time.sleep(0.1)
     proc.wait(timeout=5)
     return h.reap(ours) + h.kill_processes_mentioning(root)
