@@ -300,7 +300,8 @@ def run_sweep(template: RecipeTemplate, *, address: str | None = None, console: 
         histories += stage_hist
 
     trials = trials_frame(rows)
-    epochs_df = pd.concat([h for h in histories if not h.empty], ignore_index=True) if histories else pd.DataFrame()
+    reported = [h for h in histories if not h.empty]  # a trial that failed at once reported nothing
+    epochs_df = pd.concat(reported, ignore_index=True) if reported else pd.DataFrame()
     frontier = sweep_frontier(trials)
     files = {"trials": sweep.write_table("trials.parquet", trials),
              "epochs": sweep.write_table("epochs.parquet", epochs_df),
