@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from orchestrator.errors import UsageError
 from orchestrator.recipe.schema import Recipe
 
 # A driver that only waits on its TorchTrainer still needs a non-zero CPU share: Tune rejects
@@ -40,7 +41,7 @@ class Plan:
         return self.workers * self.gpus_per_worker
 
 
-class PlanError(ValueError):
+class PlanError(UsageError):
     """The recipe asks for resources that the cluster can never offer."""
 
 
