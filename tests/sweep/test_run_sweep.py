@@ -25,7 +25,7 @@ def _recipe(tmp_path, **sections) -> dict:
         "name": "t-sweep",
         "data": {"name": "digits"},
         "model": {"name": "mlp", "hidden": [64]},
-        "train": {"epochs": 4, "batch_size": 64, "lr": {"grid": [0.0005, 0.001, 0.05, 0.1]},
+        "train": {"epochs": 4, "batch_size": 64, "lr": {"grid": [0.1, 0.05, 0.001, 0.0005]},
                   "optimizer": {"name": "sgd", "momentum": 0.9}},
         "baseline": {"overrides": {"train.lr": 0.1}},
         "search": {"scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2}},
@@ -50,6 +50,7 @@ def test_asha_sweep_writes_trials_and_epochs(ray_local, tmp_path):
     assert sorted(sweep["param.train.lr"]) == [0.0005, 0.001, 0.05, 0.1]
     assert set(sweep["status"]) <= {"completed", "stopped"}
     # lr 0.0005 and 0.001 barely move in 1 epoch: ASHA must stop at least one of them early.
+    # (They run after the good ones: ASHA never stops the first trial to reach a rung.)
     assert sweep["stopped_early"].any(), sweep[["param.train.lr", "epochs_run", "val_accuracy"]]
     assert (sweep.loc[sweep["stopped_early"], "epochs_run"] < 4).all()
     best = sweep.sort_values("val_accuracy").iloc[-1]
