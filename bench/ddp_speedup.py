@@ -1,4 +1,4 @@
-"""Data-parallel speed-up: seconds per epoch of a compute-bound CNN (MNIST-1D, 3 × 64-channel
+"""Data-parallel speed-up: seconds per epoch of a compute-bound CNN (MNIST-1D, 3 × 128-channel
 conv layers) with 1 worker vs 2 DDP workers (Ray Train, gloo), on this machine's cores.
 
 Per-epoch time comes from the trials' own ``epoch_s`` (training + evaluation, start-up
@@ -28,8 +28,8 @@ def epoch_seconds(workers: int, epochs: int, results: str, strategy: str = "ddp"
     template = build_template({
         "name": f"ddp-speedup-{strategy}-w{workers}",
         "data": {"name": "mnist1d"},
-        "model": {"name": "cnn1d", "channels": [64, 64, 64], "kernel_size": 5, "hidden": [256]},
-        "train": {"epochs": epochs, "batch_size": 128, "lr": 0.002, "optimizer": {"name": "adam"}},
+        "model": {"name": "cnn1d", "channels": [128, 128, 128], "kernel_size": 5, "hidden": [256]},
+        "train": {"epochs": epochs, "batch_size": 256, "lr": 0.002, "optimizer": {"name": "adam"}},
         "parallel": {"workers": workers, "strategy": strategy},
         "baseline": {"enabled": False},
         "search": {"scheduler": {"name": "none"}},
