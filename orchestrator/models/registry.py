@@ -14,9 +14,8 @@ if TYPE_CHECKING:  # the recipe schema imports compression, which imports the mo
     from orchestrator.recipe.schema import ModelConfig
 
 
-def _mlp(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Flatten()]
-    width = int(torch.Size(input_shape).numel())
+def _dense_head(layers: list[nn.Module], width: int, cfg: ModelConfig, num_classes: int) -> nn.Sequential:
+    """Append the hidden Linear+ReLU(+Dropout) layers and the classifier to ``layers``."""
     for hidden in cfg.hidden:
         layers += [nn.Linear(width, hidden), nn.ReLU()]
         if cfg.dropout:
@@ -24,6 +23,10 @@ def _mlp(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn
         width = hidden
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
+
+
+def _mlp(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    return _dense_head([nn.Flatten()], int(torch.Size(input_shape).numel()), cfg, num_classes)
 
 
 def _cnn(dims: int, cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
@@ -41,13 +44,7 @@ def _cnn(dims: int, cfg: ModelConfig, input_shape: tuple[int, ...], num_classes:
     layers.append(nn.Flatten())
     with torch.no_grad():
         width = nn.Sequential(*layers)(torch.zeros(1, *input_shape)).shape[1]
-    for hidden in cfg.hidden:
-        layers += [nn.Linear(width, hidden), nn.ReLU()]
-        if cfg.dropout:
-            layers.append(nn.Dropout(cfg.dropout))
-        width = hidden
-    layers.append(nn.Linear(width, num_classes))
-    return nn.Sequential(*layers)
+    return _dense_head(layers, width, cfg, num_classes)
 
 
 MODELS: dict[str, Callable[[ModelConfig, tuple[int, ...], int], nn.Sequential]] = {
