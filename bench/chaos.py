@@ -101,7 +101,7 @@ def main() -> int:
                                           stderr=subprocess.DEVNULL)
             elif now >= next_kill:
                 next_kill = now + args.interval
-                victims = [a for a in list_actors(address=address, filters=[("state", "=", "ALIVE")], detail=True, limit=100_000)
+                victims = [a for a in list_actors(address=address, filters=[("state", "=", "ALIVE")], detail=True, limit=10_000)
                            if a.class_name in ("ImplicitFunc", "RayTrainWorker") and a.pid]
                 if victims:
                     victim = rng.choice(victims)

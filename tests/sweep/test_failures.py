@@ -44,7 +44,7 @@ def _kill_first(class_name: str, after_epoch: int, sweep_root, killed: list, err
         if progress and sum(1 for _ in open(progress[0])) - 1 >= after_epoch:
             try:
                 actors = list_actors(address=address, filters=[("class_name", "=", class_name), ("state", "=", "ALIVE")],
-                                     detail=True, limit=100_000)  # the default 100 misses new actors late in a session
+                                     detail=True, limit=10_000)  # the default 100 misses new actors late in a session
             except Exception as exc:  # the State API may be busy while trials start; ask again
                 errors.append(repr(exc))
                 time.sleep(0.5)
