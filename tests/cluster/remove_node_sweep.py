@@ -40,8 +40,10 @@ TRIAL_CLASS = "ImplicitFunc"  # Tune's actor class for a function trainable
 LRS = [0.01, 0.02, 0.03, 0.04]
 EPOCHS = 16  # ~0.15-0.3 s each with 1024-wide layers: the removal lands mid-trial
 REMOVE_AFTER = 3  # epochs the victim has reported (and checkpointed) before its node goes
-WATCH_TIMEOUT_S = 80  # the first trials report after ~10 s
-SWEEP_TIMEOUT_S = 75  # after the removal (measured 15-25 s); both fit the test's 180 s
+WATCH_TIMEOUT_S = 80  # the first trials report after ~10 s (~20 s on a loaded machine)
+# The whole scenario ends with a verdict within this, under test_remove_node.py's 180 s.
+# Measured total 30-55 s; 80-95 s while another Ray suite loads the 2 cores.
+BUDGET_S = 165
 MIB = 1024 * 1024
 
 
@@ -137,7 +139,7 @@ def victim_history(results: str, trial_id: str) -> dict:
             "pids": sorted({int(p) for p in df["pid"]})}
 
 
-def run(root: str, cluster, retries: int) -> dict:
+def run(root: str, cluster, retries: int, deadline: float) -> dict:
     import pandas as pd
     import ray
     from rich.console import Console
@@ -165,11 +167,11 @@ def run(root: str, cluster, retries: int) -> dict:
     thread = threading.Thread(target=sweep, name="sweep", daemon=True)
     thread.start()
     removal = remove_a_busy_node(cluster, results, thread)
-    thread.join(timeout=SWEEP_TIMEOUT_S)
+    thread.join(timeout=max(1.0, deadline - time.monotonic()))
     sweep_s = time.monotonic() - started
     timeline.stop()
     if thread.is_alive():
-        raise TimeoutError(f"the sweep did not finish within {SWEEP_TIMEOUT_S} s; removal {removal}")
+        raise TimeoutError(f"the sweep had not finished after {time.monotonic() - started:.0f} s; removal {removal}")
     if "error" in done:
         raise done["error"]
     outcome = done["outcome"]
@@ -225,6 +227,10 @@ def checks(v: dict) -> list[str]:
         failures.append(f"victim trial {victim} shows no restore in progress.csv: {history}")
     elif min(history["resumed_at_epochs"]) < 2:
         failures.append(f"victim trial {victim} restarted from scratch, not from its checkpoint: {history}")
+    elif history["retrained"]:
+        # Every report carries its checkpoint, so the restore starts right after the last
+        # epoch Tune recorded; a repeated epoch means it restored an older checkpoint.
+        failures.append(f"victim trial {victim} trained {history['retrained']} epochs twice: {history}")
     return failures
 
 
@@ -239,7 +245,7 @@ def main() -> int:
     try:
         cluster = start_cluster()
         verdict["cluster_up_s"] = round(time.monotonic() - t0, 1)
-        verdict.update(run(root, cluster, args.retries))
+        verdict.update(run(root, cluster, args.retries, deadline=t0 + BUDGET_S))
         verdict["failures"] = checks(verdict)
     except BaseException as exc:  # noqa: BLE001 - the verdict must say what happened
         traceback.print_exc()
