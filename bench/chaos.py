@@ -101,8 +101,8 @@ def main() -> int:
                                           stderr=subprocess.DEVNULL)
             elif now >= next_kill:
                 next_kill = now + args.interval
-                victims = [a for a in list_actors(address=address, filters=[("state", "=", "ALIVE")], detail=True, limit=10_000)
-                           if a.class_name in ("ImplicitFunc", "RayTrainWorker") and a.pid]
+                victims = [a for a in list_actors(address=address, detail=True, limit=10_000)
+                           if a.class_name in ("ImplicitFunc", "RayTrainWorker") and a.state == "ALIVE" and a.pid]
                 if victims:
                     victim = rng.choice(victims)
                     os.kill(victim.pid, signal.SIGKILL)

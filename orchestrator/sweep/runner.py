@@ -147,6 +147,19 @@ def _run_stage(stage: str, template: RecipeTemplate, sweep: SweepDir, plan: Plan
             live.close()
 
 
+def _history(result) -> pd.DataFrame | None:
+    """Every epoch a trial reported. Tune's progress.csv keeps a report that landed just
+    before the trial process was killed, which result.json (behind metrics_dataframe) can
+    miss once the trial is restored from that report's checkpoint."""
+    path = f"{result.path.rstrip('/')}/progress.csv"
+    try:
+        fs, where = pafs.FileSystem.from_uri(path) if is_uri(path) else (pafs.LocalFileSystem(), path)
+        with fs.open_input_stream(where) as f:
+            return pd.read_csv(f)
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError):
+        return result.metrics_dataframe
+
+
 def _trial_id(result) -> str:
     return str(result.metrics.get("trial_id") or os.path.basename(result.path.rstrip("/")))
 
@@ -163,7 +176,7 @@ def _collect(stage: str, grid: tune.ResultGrid, template: RecipeTemplate, sweep:
         rows.append(trial_row(sweep_id=sweep.sweep_id, recipe_name=recipe.name, recipe_hash=template.hash,
                               trial_id=trial_id, stage=stage, params=config, last=result.metrics or {},
                               epochs_planned=epochs, seed=recipe.train.seed, error=error))
-        histories.append(epochs_frame(sweep.sweep_id, trial_id, result.metrics_dataframe))
+        histories.append(epochs_frame(sweep.sweep_id, trial_id, _history(result)))
     return rows, histories
 
 

@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 
+import pandas as pd
 import pytest
 from rich.console import Console
 
@@ -31,29 +32,41 @@ def _recipe(tmp_path, workers: int, epochs: int) -> dict:
     }
 
 
-def _kill_first(class_name: str, after_epoch: int, sweep_root, killed: list, errors: list) -> None:
-    """Once a trial has reported ``after_epoch`` epochs, SIGKILL one live actor of that class."""
-    import ray
+def _live_pids(class_name: str, address: str) -> list[int]:
     from ray.util.state import list_actors
 
-    address = ray.get_runtime_context().gcs_address  # this session's Ray, not any other on the machine
+    actors = list_actors(address=address, detail=True, limit=10_000)
+    return [a.pid for a in actors if a.class_name == class_name and a.state == "ALIVE" and a.pid]
 
-    deadline = time.monotonic() + 180
+
+def _kill_first(class_name: str, after_s: float, sweep_root, killed: list, errors: list) -> None:
+    """SIGKILL one process of that kind once it has been training for ``after_s`` seconds:
+    the trial process once its progress.csv shows an epoch (Tune's "pid" column names it),
+    a Train worker once the State API has shown it alive for that long."""
+    import ray
+
+    address = ray.get_runtime_context().gcs_address  # this session's Ray, not any other on the machine
+    deadline, first_seen = time.monotonic() + 180, None
     while time.monotonic() < deadline and not killed:
-        progress = list(sweep_root.glob("*/*/_tune/sweep/*/progress.csv"))
-        if progress and sum(1 for _ in open(progress[0])) - 1 >= after_epoch:
-            try:
-                actors = list_actors(address=address, filters=[("class_name", "=", class_name), ("state", "=", "ALIVE")],
-                                     detail=True, limit=10_000)  # the default 100 misses new actors late in a session
-            except Exception as exc:  # the State API may be busy while trials start; ask again
-                errors.append(repr(exc))
-                time.sleep(0.5)
-                continue
-            pids = [a.pid for a in actors if a.pid]
-            errors.append(f"alive {class_name}: {pids}")
-            if pids:
-                os.kill(pids[0], signal.SIGKILL)
-                killed.append(pids[0])
+        try:
+            if class_name == "ImplicitFunc":
+                progress = list(sweep_root.glob("*/*/_tune/sweep/*/progress.csv"))
+                rows = pd.read_csv(progress[0]) if progress else pd.DataFrame()
+                pids = [int(rows["pid"].iloc[-1])] if len(rows) else []
+            else:
+                pids = _live_pids(class_name, address)
+        except Exception as exc:  # a half-written csv, a busy State API: look again
+            errors.append(repr(exc))
+            pids = []
+        if pids and first_seen is None:
+            first_seen = time.monotonic()
+        if pids and time.monotonic() - first_seen >= after_s:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
+                killed.append(pid)
                 return
         time.sleep(0.1)
     errors.append(f"gave up; progress files: {list(sweep_root.glob('**/progress.csv'))}")
@@ -61,12 +74,12 @@ def _kill_first(class_name: str, after_epoch: int, sweep_root, killed: list, err
 
 # Epochs take ~0.15 s in one process, so the one-worker trial gets more of them: the kill
 # must land while it is still training.
-@pytest.mark.parametrize(("workers", "victim", "epochs"), [(2, "RayTrainWorker", 10), (1, "ImplicitFunc", 40)],
+@pytest.mark.parametrize(("workers", "victim", "epochs"), [(2, "RayTrainWorker", 30), (1, "ImplicitFunc", 40)],
                          ids=["train-worker", "trial-process"])
 def test_a_killed_process_mid_trial_restarts_from_its_checkpoint(ray_local, tmp_path, workers, victim, epochs):
     killed: list[int] = []
     errors: list[str] = []
-    killer = threading.Thread(target=_kill_first, args=(victim, 2, tmp_path / "results", killed, errors), daemon=True)
+    killer = threading.Thread(target=_kill_first, args=(victim, 1.5, tmp_path / "results", killed, errors), daemon=True)
     killer.start()
     outcome = run_sweep(build_template(_recipe(tmp_path, workers, epochs)), quiet=True, console=Console(file=open(os.devnull, "w")))
     killer.join(timeout=5)
