@@ -311,6 +311,19 @@ def _drop_path(data: dict, path: str) -> None:
         node.pop(last, None)
 
 
+def _add_seed_replicates(data: dict, leaves: list[Leaf]) -> list[Problem]:
+    """``search.seeds: k`` sweeps train.seed over k consecutive values (a grid leaf)."""
+    k = (data.get("search") or {}).get("seeds", 1) if isinstance(data.get("search"), dict) else 1
+    if not isinstance(k, int) or isinstance(k, bool) or k <= 1:
+        return []  # 1, or a bad value that the schema reports
+    if any(leaf.path == "train.seed" for leaf in leaves):
+        return [Problem("search.seeds", "train.seed is swept already; use search.seeds or a train.seed leaf, not both")]
+    base = (data.get("train") or {}).get("seed", 0) if isinstance(data.get("train"), dict) else 0
+    base = base if isinstance(base, int) and not isinstance(base, bool) else 0
+    leaves.append(Leaf("train.seed", "grid", tuple(base + i for i in range(min(k, 100)))))
+    return []
+
+
 def build_template(data: dict, source: str | None = None) -> RecipeTemplate:
     if not isinstance(data, dict):
         raise RecipeError([Problem("", f"a recipe is a mapping of sections, got {type(data).__name__}")], source)
@@ -321,6 +334,7 @@ def build_template(data: dict, source: str | None = None) -> RecipeTemplate:
     for leaf in [leaf for leaf in leaves if leaf.path.split(".")[0] in UNSWEEPABLE]:
         problems.append(Problem(leaf.path, f"{UNSWEEPABLE[leaf.path.split('.')[0]]}; give one value, not {leaf.to_data()}"))
         leaves.remove(leaf)
+    problems += _add_seed_replicates(data, leaves)
     # Malformed leaves are reported above; validate the rest of the recipe without them so
     # the user sees every problem in one go.
     bad_paths = {p.path for p in problems}

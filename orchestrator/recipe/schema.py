@@ -182,6 +182,9 @@ class SearchConfig(Section):
     algorithm: Literal["random"] = "random"
     retries: Annotated[int, Field(ge=0, le=100, strict=True)] = 2  # restarts of a failed trial, from its checkpoint
     seed: Seed | None = 0  # seeds the sampling of choice/uniform/... leaves
+    # Seed replicates: every configuration is trained with train.seed, train.seed + 1, ...;
+    # frontiers and comparisons then use per-configuration means with confidence intervals.
+    seeds: Annotated[int, Field(ge=1, le=100, strict=True)] = 1
 
 
 class ResultsConfig(Section):
