@@ -8,6 +8,7 @@ line ``VERDICT {json}`` that the pytest test asserts on."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import socket
@@ -199,3 +200,28 @@ def trial_rows(trials) -> list[dict]:
 
 def print_verdict(verdict: dict) -> None:
     print(VERDICT_PREFIX + json.dumps(verdict, default=str), flush=True)
+
+
+def stop_local_cluster(cluster, root: str, verdict: dict) -> None:
+    """Shut down a ray.cluster_utils.Cluster and kill whatever of it is left, recording
+    stragglers and the time it took in ``verdict``."""
+    import ray
+
+    stopping = time.monotonic()
+    ours = descendants()  # before the raylets die and their workers are re-parented
+    ray.shutdown()
+    if cluster is not None:
+        cluster.shutdown()
+    verdict["stragglers_killed"] = reap(ours) + kill_processes_mentioning(root)
+    verdict["stop_s"] = round(time.monotonic() - stopping, 1)
+
+
+def conclude(verdict: dict, root: str, started: float) -> int:
+    """Print the verdict and return the scenario's exit code; a failed run keeps its Ray
+    logs under ``root`` for a look."""
+    verdict["total_s"] = round(time.monotonic() - started, 1)
+    verdict["ok"] = not verdict.get("failures")
+    print_verdict(verdict)
+    if verdict["ok"]:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0 if verdict["ok"] else 1

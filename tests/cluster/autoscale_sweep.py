@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -215,12 +214,8 @@ def main(argv: list[str]) -> int:
             stopping = time.monotonic()
             verdict["stragglers_killed"] = stop_head(proc, root)
             verdict["stop_s"] = round(time.monotonic() - stopping, 1)
-        verdict["total_s"] = round(time.monotonic() - t0, 1)
-        verdict["ok"] = not verdict.get("failures")
-        h.print_verdict(verdict)
-        if verdict["ok"]:  # a failed run keeps its Ray logs for a look
-            shutil.rmtree(root, ignore_errors=True)
-    return 0 if verdict["ok"] else 1
+        code = h.conclude(verdict, root, t0)  # printed even when an interrupt propagates
+    return code
 
 
 if __name__ == "__main__":

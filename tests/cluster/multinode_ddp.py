@@ -13,7 +13,6 @@ exit 0 when every check holds.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 import traceback
@@ -127,21 +126,9 @@ def main() -> int:
         if not isinstance(exc, Exception):
             raise
     finally:
-        import ray
-
-        stopping = time.monotonic()
-        ours = h.descendants()  # before the raylets die and their workers are re-parented
-        ray.shutdown()
-        if cluster is not None:
-            cluster.shutdown()
-        verdict["stragglers_killed"] = h.reap(ours) + h.kill_processes_mentioning(root)
-        verdict["stop_s"] = round(time.monotonic() - stopping, 1)
-        verdict["total_s"] = round(time.monotonic() - t0, 1)
-        verdict["ok"] = not verdict.get("failures")
-        h.print_verdict(verdict)
-        if verdict["ok"]:  # a failed run keeps its Ray logs for a look
-            shutil.rmtree(root, ignore_errors=True)
-    return 0 if verdict["ok"] else 1
+        h.stop_local_cluster(cluster, root, verdict)
+        code = h.conclude(verdict, root, t0)  # printed even when an interrupt propagates
+    return code
 
 
 if __name__ == "__main__":
