@@ -10,6 +10,7 @@ import sys
 
 from rich.console import Console
 
+from orchestrator.console import output_console
 from orchestrator.errors import RecipeError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -28,7 +29,7 @@ def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_validate(args) -> int:
-    console = Console()
+    console = output_console()
     from orchestrator.recipe import load_recipe
     from orchestrator.sweep.space import count_trials
 
@@ -43,9 +44,7 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    console = Console()
-    if not console.is_terminal:  # logs and pipes: wide enough for the tables, never wrapped
-        console = Console(width=160)
+    console = output_console()
     from orchestrator.recipe import load_recipe
 
     template = load_recipe(args.recipe, args.overrides)  # nothing is started or written before this passes
@@ -67,7 +66,7 @@ def _cmd_plan(args) -> int:
     from orchestrator.sweep.planner import PlanError
     from orchestrator.sweep.runner import plan_sweep
 
-    console = Console()
+    console = output_console()
     template = load_recipe(args.recipe, args.overrides)
     node_types = read_node_types(args.cluster) if args.cluster else None
     local = {"CPU": float(os.cpu_count() or 1), "GPU": float(_local_gpus())}

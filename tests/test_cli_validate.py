@@ -41,6 +41,17 @@ def test_validate_good_recipe(capsys):
     assert err == ""
 
 
+def test_validate_line_is_not_wrapped_by_a_long_path(tmp_path, capsys):
+    """CI checks out under a longer path than a laptop: the summary must stay one line."""
+    deep = tmp_path / ("a-rather-long-checkout-directory-name" * 2) / "recipes"
+    deep.mkdir(parents=True)
+    recipe = deep / "quickstart.yaml"
+    recipe.write_text(QUICKSTART.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["validate", str(recipe)]) == 0
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert str(recipe) in first_line and "12 sweep trials, 2 search-space leaves" in first_line
+
+
 def test_validate_with_overrides(capsys):
     assert main(["validate", str(QUICKSTART), "train.epochs=5", "compression.quantization.bits=4"]) == 0
     out, _ = capsys.readouterr()

@@ -140,8 +140,9 @@ def _print_json(payload) -> None:
 
 
 def _print_table(df: pd.DataFrame, title: str | None = None) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from orchestrator.console import output_console
 
     cells = format_frame(df)
     table = Table(title=title, title_justify="left")
@@ -152,7 +153,7 @@ def _print_table(df: pd.DataFrame, title: str | None = None) -> None:
         table.add_column(header, overflow="fold")
     for row in cells.itertuples(index=False):
         table.add_row(*row)
-    Console().print(table if len(df) else f"{title or ''}: none")
+    output_console().print(table if len(df) else f"{title or ''}: none")
 
 
 def _ls(args) -> int:

@@ -21,6 +21,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from rich.console import Console
 
 import orchestrator
+from orchestrator.console import output_console
 from orchestrator.data import load_splits
 from orchestrator.models import build_model
 from orchestrator.recipe import RecipeTemplate
@@ -266,7 +267,7 @@ def run_sweep(template: RecipeTemplate, *, address: str | None = None, console: 
     """Run the recipe's baseline and sweep; write trials/epochs Parquet; return what was written.
     ``resume``: a sweep id (or "latest") to continue after an interruption."""
     started = time.monotonic()
-    console = console or Console()
+    console = console or output_console()
     recipe = template.base
     sweep = find_sweep(template, resume) if resume else SweepDir.create(recipe.results.path, recipe.name)
     total = count_trials(template.leaves, recipe.search.num_samples)
