@@ -1,62 +1,71 @@
 """Cost of one compressed training step relative to a dense one (target <= 1.3x).
 
-Dense: forward, cross-entropy, backward, Adam step. Compressed: the same through
-CompressionHooks with gradual magnitude pruning to 90% (masks as parametrizations, updated
-every 10 steps), 8-bit per-channel QAT weights, and KD (teacher logits looked up by row);
-optionally also fake-quantized activations. Timings interleave dense and compressed rounds
-and report medians, on one intra-op thread (the box is shared).
+Measured on the shipped compression recipes, with their own model, batch size, optimizer and
+pruning schedule (gradual magnitude pruning, mask update every ``frequency`` steps), at the
+hardest point of their grid (highest sparsity, fewest bits). Each recipe is timed as:
 
-    cd /work/wt-compress && PYTHONPATH=. /work/main/.venv/bin/python bench/compress_step_cost.py
+- dense: forward, cross-entropy, backward, optimizer step (``TrainHooks``);
+- masks+fq ramp: pruning masks + QAT weights, while the cubic schedule is still updating masks;
+- masks+fq after: the same after the last mask update (the fine-tuning epochs);
+- +kd: masks + QAT + distillation (teacher logits looked up by row), during the ramp;
+- +act fq: all of it plus fake-quantized activations, during the ramp.
+
+Timings interleave the variants round by round and report medians of CPU time of this thread
+(on one intra-op thread), so load from other processes hits all variants alike.
+
+    .venv/bin/python bench/compress_step_cost.py
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 
 import torch
-from torch import nn
 
 from orchestrator.compress import CompressionConfig, CompressionHooks
+from orchestrator.data import load_splits
+from orchestrator.models import build_model
+from orchestrator.recipe import load_recipe
 from orchestrator.train.hooks import TrainHooks
+from orchestrator.train.loop import build_optimizer
 
-STEPS, ROUNDS = 20, 7
-
-
-def mlp() -> nn.Sequential:
-    return nn.Sequential(nn.Flatten(), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                         nn.Linear(256, 10))
-
-
-def cnn() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 8 * 8, 64), nn.ReLU(), nn.Linear(64, 10),
-    )
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ("digits_mlp_compress", "mnist1d_cnn_compress")
+STEPS, ROUNDS = 20, 9
+HARDEST = {"compression.pruning.sparsity": max, "compression.quantization.bits": min,
+           "compression.distillation.alpha": max}
 
 
-def config(activations: bool) -> CompressionConfig:
-    return CompressionConfig(
-        pruning={"sparsity": 0.9, "schedule": "gradual", "frequency": 10},
-        quantization={"bits": 8, "granularity": "per_channel", "activations": activations},
-        distillation={"alpha": 0.5, "temperature": 4.0},
-    )
+def hardest_point(template) -> dict:
+    """The grid corner that compresses most: highest sparsity, fewest bits, most KD."""
+    return {leaf.path: HARDEST.get(leaf.path, lambda c: c[0])(leaf.candidates()) for leaf in template.leaves}
 
 
-def stepper(build, hooks: TrainHooks, shape, batch: int):
-    """A closure running one training step of the loop in train/hooks.py."""
-    torch.manual_seed(0)
-    model = hooks.prepare(build())
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y, idx = torch.randn(batch, *shape), torch.randint(0, 10, (batch,)), torch.arange(batch)
+def variant(config: CompressionConfig, *, kd: bool, activations: bool) -> CompressionConfig:
+    quantization = config.quantization.model_copy(update={"activations": activations})
+    return config.model_copy(update={"quantization": quantization, "distillation": config.distillation if kd else None})
+
+
+def stepper(recipe, splits, hooks: TrainHooks, first_step: int):
+    """A closure running one training step as train/loop.py does; the hooks' schedule is put
+    at ``first_step`` (inside or after the pruning ramp)."""
+    model = hooks.prepare(build_model(recipe.model, splits.input_shape, splits.num_classes, seed=0))
+    opt = build_optimizer(recipe.train, model.parameters())
+    batch = recipe.train.batch_size
+    rows = torch.arange(batch)
+    x, y = splits.train_x[rows], splits.train_y[rows]
+    if isinstance(hooks, CompressionHooks):
+        hooks.step = first_step - 1
+        hooks.after_optimizer_step(model, first_step - 1)  # masks and quantized weights as at that step
 
     def step(i: int) -> None:
-        loss = hooks.loss(model(x), y, idx)
+        opt.zero_grad(set_to_none=True)
+        loss = hooks.loss(model(x), y, rows)
         loss.backward()
         hooks.after_backward(model, i)
         opt.step()
-        opt.zero_grad(set_to_none=True)
         hooks.after_optimizer_step(model, i)
 
     for i in range(3):  # warm-up
@@ -65,7 +74,6 @@ def stepper(build, hooks: TrainHooks, shape, batch: int):
 
 
 def medians(steppers: dict) -> dict[str, float]:
-    """Median seconds per step, rounds interleaved so that load drifts hit all variants alike."""
     times: dict[str, list[float]] = {k: [] for k in steppers}
     for _ in range(ROUNDS):
         for name, step in steppers.items():
@@ -78,18 +86,35 @@ def medians(steppers: dict) -> dict[str, float]:
 
 def main() -> None:
     torch.set_num_threads(1)
-    teacher = torch.randn(1024, 10)
-    run = dict(epochs=10, steps_per_epoch=1000)
-    print(f"{'model':5} {'batch':>5} {'dense ms':>9} {'comp ms':>8} {'ratio':>6} {'+act fq ms':>11} {'ratio':>6}")
-    for name, build, shape in (("mlp", mlp, (64,)), ("cnn", cnn, (3, 32, 32))):
-        for batch in (64, 128):
-            t = medians({
-                "dense": stepper(build, TrainHooks(), shape, batch),
-                "comp": stepper(build, CompressionHooks(config(False), teacher_logits=teacher, **run), shape, batch),
-                "act": stepper(build, CompressionHooks(config(True), teacher_logits=teacher, **run), shape, batch),
-            })
-            print(f"{name:5} {batch:5d} {1e3 * t['dense']:9.3f} {1e3 * t['comp']:8.3f} {t['comp'] / t['dense']:6.2f} "
-                  f"{1e3 * t['act']:11.3f} {t['act'] / t['dense']:6.2f}")
+    header = ("recipe", "model", "opt", "dense ms", "masks+fq ramp", "masks+fq after", "+kd ramp", "+act fq ramp")
+    print(" | ".join(header))
+    for name in RECIPES:
+        template = load_recipe(ROOT / "recipes" / f"{name}.yaml")
+        point = hardest_point(template)
+        recipe = template.resolve(point)
+        splits = load_splits(recipe.data)
+        steps_per_epoch = -(-len(splits.train_y) // recipe.train.batch_size)
+        teacher = torch.randn(len(splits.train_y), splits.num_classes)
+        base = recipe.compression
+        pruning = base.pruning
+        ramp_end = pruning.end_epoch * steps_per_epoch
+        ramp_step = (pruning.start_epoch * steps_per_epoch + ramp_end) // 2
+
+        def hooks(config):
+            return CompressionHooks(config, epochs=recipe.train.epochs, steps_per_epoch=steps_per_epoch,
+                                    teacher_logits=teacher)
+
+        t = medians({
+            "dense": stepper(recipe, splits, TrainHooks(), 0),
+            "ramp": stepper(recipe, splits, hooks(variant(base, kd=False, activations=False)), ramp_step),
+            "after": stepper(recipe, splits, hooks(variant(base, kd=False, activations=False)), ramp_end + 1),
+            "kd": stepper(recipe, splits, hooks(variant(base, kd=True, activations=False)), ramp_step),
+            "act": stepper(recipe, splits, hooks(variant(base, kd=True, activations=True)), ramp_step),
+        })
+        dense = t["dense"]
+        cells = [f"{t[k] / dense:.2f}x ({1e3 * t[k]:.2f} ms)" for k in ("ramp", "after", "kd", "act")]
+        print(" | ".join([name, recipe.model.name, recipe.train.optimizer.name, f"{1e3 * dense:.2f}", *cells]))
+        print(f"    grid point: {point}; mask update every {pruning.frequency} steps until step {ramp_end}")
 
 
 if __name__ == "__main__":

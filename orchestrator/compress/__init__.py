@@ -9,7 +9,7 @@ from orchestrator.compress.distill import kd_loss
 from orchestrator.compress.hooks import CompressionHooks
 from orchestrator.compress.latency import measure_latency
 from orchestrator.compress.prune import Pruner, cubic_sparsity, prunable_count, prune_
-from orchestrator.compress.quantize import convert_qat, fake_quantize, prepare_qat, quantize_ptq
+from orchestrator.compress.quantize import QatWeights, fake_quantize, prepare_qat, quantize_ptq
 from orchestrator.compress.size import ArtifactInfo, dense_size_bytes, export_artifact, load_artifact
 
 __all__ = [
@@ -18,9 +18,9 @@ __all__ = [
     "CompressionHooks",
     "DistillationConfig",
     "PruningConfig",
+    "QatWeights",
     "Pruner",
     "QuantizationConfig",
-    "convert_qat",
     "cubic_sparsity",
     "dense_size_bytes",
     "export_artifact",

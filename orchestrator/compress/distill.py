@@ -22,16 +22,22 @@ def kd_loss(
     temperature: float,
 ) -> torch.Tensor:
     """The distillation loss above; ``alpha = 0`` is plain cross-entropy."""
-    ce = F.cross_entropy(student_logits, targets)
     if alpha == 0.0:
-        return ce
+        return F.cross_entropy(student_logits, targets)
+    soft_targets = soft_log_targets(teacher_logits.to(student_logits), temperature)
+    return _kd_from_soft_targets(student_logits, targets, soft_targets, alpha, temperature)
+
+
+def soft_log_targets(teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log softmax(t / T): constant for a sweep, so computed once, not in every step."""
+    return F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
+
+
+def _kd_from_soft_targets(student_logits: torch.Tensor, targets: torch.Tensor, soft_log_targets: torch.Tensor,
+                          alpha: float, temperature: float) -> torch.Tensor:
+    ce = F.cross_entropy(student_logits, targets)
     t = temperature
-    kl = F.kl_div(
-        F.log_softmax(student_logits / t, dim=-1),
-        F.log_softmax(teacher_logits.detach().to(student_logits) / t, dim=-1),
-        reduction="batchmean",
-        log_target=True,
-    )
+    kl = F.kl_div(F.log_softmax(student_logits / t, dim=-1), soft_log_targets, reduction="batchmean", log_target=True)
     return (1.0 - alpha) * ce + alpha * t * t * kl
 
 
@@ -43,11 +49,14 @@ class Distiller:
             raise ValueError(f"teacher_logits must be (rows, classes), got shape {tuple(teacher_logits.shape)}")
         self.config = config
         self.teacher_logits = teacher_logits.detach()
+        self.soft_targets = soft_log_targets(self.teacher_logits.float(), config.temperature)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         if logits.shape[-1] != self.teacher_logits.shape[-1]:
             raise ValueError(
                 f"student has {logits.shape[-1]} classes, teacher_logits {self.teacher_logits.shape[-1]}"
             )
-        teacher = self.teacher_logits[indices.to(self.teacher_logits.device)].to(logits.device)
-        return kd_loss(logits, targets, teacher, self.config.alpha, self.config.temperature)
+        if self.config.alpha == 0.0:
+            return F.cross_entropy(logits, targets)
+        soft = self.soft_targets[indices.to(self.soft_targets.device)].to(logits)
+        return _kd_from_soft_targets(logits, targets, soft, self.config.alpha, self.config.temperature)

@@ -4,6 +4,13 @@ Step bookkeeping: ``self.step`` counts optimizer steps since ``prepare`` (0 befo
 Epoch e starts at step e * steps_per_epoch. Mask updates happen at step t0 = start_epoch *
 steps_per_epoch (magnitude) and then, for gradual pruning, every ``frequency`` steps and at
 t_end = end_epoch * steps_per_epoch, where the cubic target reaches its final value.
+
+Weights between steps: masked (pruned entries exactly 0) and, with QAT, quantized. Around the
+optimizer step they are the float masters, masked again afterwards and re-quantized::
+
+    backward -> after_backward: float masters back in, accumulate importance
+    optimizer.step()
+    after_optimizer_step: mask update when due, zero pruned entries, quantize
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from torch import nn
 from orchestrator.compress.config import CompressionConfig
 from orchestrator.compress.distill import Distiller
 from orchestrator.compress.prune import Pruner, cubic_sparsity, prunable_count
-from orchestrator.compress.quantize import convert_qat, prepare_qat, quantize_ptq
+from orchestrator.compress.quantize import QatWeights, prepare_qat, quantize_ptq
 from orchestrator.compress.size import ArtifactInfo, dense_size_bytes, export_artifact
 from orchestrator.train.hooks import TrainHooks
 
@@ -38,6 +45,7 @@ class CompressionHooks(TrainHooks):
         self.calibration_batches = calibration_batches
         self.step = 0
         self.pruner: Pruner | None = None
+        self.qat: QatWeights | None = None
         self.target_sparsity = 0.0
         self._pruned_final = False
         self.distiller = None
@@ -70,11 +78,11 @@ class CompressionHooks(TrainHooks):
         self.dense_bytes, self.dense_weights = dense_size_bytes(model), prunable_count(model)
         if self.config.pruning is not None:
             self.pruner = Pruner(model, self.config.pruning)
-            self.pruner.attach()  # masks first: weight = fake_quant(mask(original))
+            self.pruner.attach()
+            self._maybe_prune()  # before quantizing: weight = fake_quant(mask * master)
         q = self.config.quantization
         if q is not None and q.mode == "qat":
-            model = prepare_qat(model, q)
-        self._maybe_prune()
+            model, self.qat = prepare_qat(model, q)
         return model
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
@@ -83,12 +91,18 @@ class CompressionHooks(TrainHooks):
         return self.distiller.loss(logits, targets, indices)
 
     def after_backward(self, model: nn.Module, step: int) -> None:
+        if self.qat is not None:
+            self.qat.restore_float_()
         if self.pruner is not None and not self._pruned_final and self.step >= self.t0:
             self.pruner.accumulate()
 
     def after_optimizer_step(self, model: nn.Module, step: int) -> None:
         self.step += 1
         self._maybe_prune()
+        if self.pruner is not None:
+            self.pruner.apply_()
+        if self.qat is not None:
+            self.qat.quantize_()
 
     def end_epoch(self, model: nn.Module, epoch: int) -> dict[str, float]:
         metrics: dict[str, float] = {"bits": float(self._bits())}
@@ -100,10 +114,14 @@ class CompressionHooks(TrainHooks):
     def finish(self, model: nn.Module) -> nn.Module:
         """Final masks, then QAT convert, masks baked in (+ channels removed), then PTQ."""
         if self.pruner is not None and not self._pruned_final:
+            if self.qat is not None:
+                self.qat.restore_float_()
             self._update(self.config.pruning.sparsity)
+            if self.qat is not None:
+                self.qat.quantize_()
         q = self.config.quantization
-        if q is not None and q.mode == "qat":
-            model = convert_qat(model)
+        if self.qat is not None:
+            model = self.qat.convert(model)
         if self.pruner is not None:
             model = self.pruner.make_permanent(model)
         if q is not None and q.mode == "ptq":
@@ -111,21 +129,22 @@ class CompressionHooks(TrainHooks):
         return model
 
     def state_dict(self) -> dict:
-        """Schedule position and pruning bookkeeping; masks and observers live in the model's
-        own state (parametrization and quantizer buffers)."""
+        """Schedule position, masks and pruning bookkeeping, float master weights; activation
+        observers live in the model's own state (their buffers)."""
         state = {"step": self.step, "target_sparsity": self.target_sparsity, "pruned_final": self._pruned_final}
         if self.pruner is not None:
-            state["pruner"] = {"batches": self.pruner.batches, "importance": self.pruner.importance,
-                               "channel_keep": self.pruner.channel_keep}
+            state["pruner"] = self.pruner.state_dict()
+        if self.qat is not None:
+            state["qat"] = self.qat.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.target_sparsity = int(state["step"]), float(state["target_sparsity"])
         self._pruned_final = bool(state["pruned_final"])
-        if self.pruner is not None and "pruner" in state:
-            self.pruner.batches = int(state["pruner"]["batches"])
-            self.pruner.importance = state["pruner"]["importance"]
-            self.pruner.channel_keep = list(state["pruner"]["channel_keep"])
+        if self.pruner is not None:
+            self.pruner.load_state_dict(state["pruner"])
+        if self.qat is not None:
+            self.qat.load_state_dict(state["qat"])
 
     def size_bytes(self, model: nn.Module) -> int | None:
         return None  # only the exported artifact gives real bytes (see export)

@@ -1,10 +1,19 @@
 """Fake quantization with a straight-through estimator; QAT (prepare -> train -> convert) and PTQ.
 
-Weights get a ``FakeQuantize`` parametrization whose scale/zero point follow the current
-weight (min-max, per tensor or per output channel). Activations (inputs of Linear/Conv) get an
-``ActivationFakeQuant`` module inserted before the layer. ``convert`` freezes both: the weight
-becomes its quantized value and the qparams are kept as buffers (``weight_scale``,
-``weight_zero_point``, ``weight_qrange``) that ``size.export_artifact`` packs.
+Weights: ``QatWeights`` keeps a float master copy of every Linear/Conv weight and leaves the
+module's weight holding ``FakeQuantize``'s quantize-dequantize of it (scale/zero point from
+the master's own min-max, per tensor or per output channel). Forward and backward then run
+exactly as dense; the gradient w.r.t. the quantized weight is the straight-through gradient
+w.r.t. the master (the quantizer is self-ranged, so nothing is clipped and the STE passes
+everything). Around each optimizer step the loop swaps the master in (``restore_float_``)
+and re-quantizes after (``quantize_``). That is the ``FakeQuantize`` parametrization's
+trajectory (checked in tests/compress/test_quantize.py) without recomputing the quantizer in
+every forward: the parametrization cost a third of a dense MLP step.
+
+Activations (inputs of Linear/Conv) get an ``ActivationFakeQuant`` module inserted before the
+layer. ``convert`` freezes both: the weight keeps its quantized value and the qparams are kept
+as buffers (``weight_scale``, ``weight_zero_point``, ``weight_qrange``) that
+``size.export_artifact`` packs.
 """
 
 from __future__ import annotations
@@ -12,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-import torch.nn.utils.parametrize as parametrize
 from torch import nn
 
 from orchestrator.compress.config import QuantizationConfig
@@ -198,52 +206,112 @@ def _with_input_quant(model: nn.Sequential, config: QuantizationConfig) -> nn.Se
     return nn.Sequential(*layers)
 
 
-def prepare_qat(model: nn.Module, config: QuantizationConfig) -> nn.Module:
-    """Attach weight fake quant (after any pruning mask) and, if asked, input fake quant."""
-    for m in _weight_layers(model):
-        fq = FakeQuantize(config.bits, config.symmetric, config.granularity == "per_channel", config.power_of_two)
-        parametrize.register_parametrization(m, "weight", fq)
+class QatWeights:
+    """Float master weights behind quantized module weights (see the module docstring).
+
+    Between steps (forward, backward, evaluation) ``module.weight`` holds the quantized
+    value; between ``restore_float_`` and ``quantize_`` (the optimizer step) it holds the
+    float master. The masters are part of ``state_dict`` for checkpoints.
+    """
+
+    def __init__(self, model: nn.Module, config: QuantizationConfig):
+        self.layers = _weight_layers(model)
+        self.quantizers = [FakeQuantize(config.bits, config.symmetric, config.granularity == "per_channel",
+                                        config.power_of_two) for _ in self.layers]
+        with torch.no_grad():
+            self.masters = [m.weight.detach().clone() for m in self.layers]
+        self.quantize_()
+
+    def _weights(self) -> list[torch.Tensor]:
+        return [m.weight.detach() for m in self.layers]
+
+    @torch.no_grad()
+    def restore_float_(self) -> None:
+        """Put the float masters back into the modules, for the optimizer to update."""
+        torch._foreach_copy_(self._weights(), self.masters)
+
+    @torch.no_grad()
+    def quantize_(self) -> None:
+        """Take the (updated, masked) float weights as the new masters and quantize them in place.
+
+        The arithmetic of ``FakeQuantize.quantize``, op for op (bit-identical), but run over
+        all layers at once with foreach ops: 62 us instead of 168 us for a 3-layer MLP.
+        """
+        weights = self._weights()
+        torch._foreach_copy_(self.masters, weights)
+        fq = self.quantizers[0]  # one config for every layer
+        if fq.symmetric:  # zero point 0 and nothing beyond qmax by construction: no clamp
+            scales = self._symmetric_scales(fq, weights)
+            torch._foreach_mul_(weights, torch._foreach_reciprocal(scales))
+            torch._foreach_round_(weights)
+            torch._foreach_mul_(weights, scales)
+            return
+        scales, zero_points = zip(*(self._qparams(fq, w) for w in weights))
+        torch._foreach_mul_(weights, torch._foreach_reciprocal(scales))
+        torch._foreach_round_(weights)
+        torch._foreach_add_(weights, zero_points)
+        torch._foreach_clamp_min_(weights, fq.qmin)
+        torch._foreach_clamp_max_(weights, fq.qmax)
+        torch._foreach_sub_(weights, zero_points)
+        torch._foreach_mul_(weights, scales)
+
+    @staticmethod
+    def _symmetric_scales(fq: FakeQuantize, weights: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``FakeQuantize.qparams``'s symmetric scale, op for op, shaped to broadcast (the hot path:
+        called after every optimizer step)."""
+        # max|w| is exactly max(-min w, max w); abs + amax measured 22 us for a 3-layer MLP,
+        # amin + amax + maximum 27 us, inf-norm (vector_norm) 265 us, aminmax 180 us
+        if fq.per_channel:
+            ranges = [w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) for w in weights]
+        else:
+            ranges = [w.abs().amax().reshape(1) for w in weights]
+        torch._foreach_div_(ranges, float(fq.qmax))
+        torch._foreach_clamp_min_(ranges, _MIN_SCALE)
+        if fq.power_of_two:  # round the step up to 2^p
+            return [torch.exp2(torch.ceil(torch.log2(r))) for r in ranges]
+        return ranges
+
+    @staticmethod
+    def _qparams(fq: FakeQuantize, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale and float zero point, shaped to broadcast against ``w``."""
+        scale, zp = fq.qparams(w)
+        if fq.per_channel:
+            return _bcast(scale, w.dim()), _bcast(zp, w.dim()).to(w.dtype)
+        return scale, zp.to(w.dtype)
+
+    def state_dict(self) -> dict:
+        return {"masters": self.masters}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        torch._foreach_copy_(self.masters, list(state["masters"]))
+
+    @torch.no_grad()
+    def convert(self, model: nn.Module) -> nn.Module:
+        """Make QAT permanent: the weights keep their quantized value and get their qparams as
+        buffers; activation ranges stop moving."""
+        for m, master, fq in zip(self.layers, self.masters, self.quantizers):
+            scale, zp = fq.qparams(master)
+            m.register_buffer("weight_scale", scale)
+            m.register_buffer("weight_zero_point", zp)
+            m.register_buffer("weight_qrange", torch.tensor([fq.qmin, fq.qmax], dtype=torch.int32))
+        for m in model.modules():
+            if isinstance(m, ActivationFakeQuant):
+                m.observing = False
+        self.masters = []
+        return model
+
+
+def prepare_qat(model: nn.Module, config: QuantizationConfig) -> tuple[nn.Module, QatWeights]:
+    """Quantize the weights (keeping float masters) and, if asked, insert input fake quant.
+    Returns the model (a new Sequential when activation quantizers were inserted) and the
+    ``QatWeights`` to drive around optimizer steps and to ``convert`` at the end."""
+    weights = QatWeights(model, config)
     if config.activations:
         if not isinstance(model, nn.Sequential):
             raise TypeError(f"activation quantization needs an nn.Sequential, got {type(model).__name__}")
         model = _with_input_quant(model, config)
-    return model
-
-
-def _freeze_weight(m: nn.Module, fq: FakeQuantize) -> None:
-    """Replace the (parametrized) weight by its quantized value; keep qparams as buffers."""
-    with torch.no_grad():
-        w = m.weight  # the full chain: mask -> fake quant, as in the last forward
-        scale, zp = fq.qparams(_pre_quant_weight(m))
-    if parametrize.is_parametrized(m, "weight"):
-        parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
-    m.weight.data.copy_(w)
-    m.register_buffer("weight_scale", scale)
-    m.register_buffer("weight_zero_point", zp)
-    m.register_buffer("weight_qrange", torch.tensor([fq.qmin, fq.qmax], dtype=torch.int32))
-
-
-def _pre_quant_weight(m: nn.Module) -> torch.Tensor:
-    """The weight as it enters the FakeQuantize parametrization (original through the masks)."""
-    plist = m.parametrizations.weight
-    w = plist.original
-    for p in plist:
-        if isinstance(p, FakeQuantize):
-            return w
-        w = p(w)
-    return w
-
-
-def convert_qat(model: nn.Module) -> nn.Module:
-    """Make QAT permanent: quantized weights + frozen qparams, activation ranges frozen."""
-    for m in _weight_layers(model):
-        fqs = [p for p in m.parametrizations.weight if isinstance(p, FakeQuantize)] if parametrize.is_parametrized(m, "weight") else []
-        if fqs:
-            _freeze_weight(m, fqs[0])
-    for m in model.modules():
-        if isinstance(m, ActivationFakeQuant):
-            m.observing = False
-    return model
+    return model, weights
 
 
 @torch.no_grad()
@@ -252,7 +320,7 @@ def quantize_ptq(
 ) -> nn.Module:
     """Post-training quantization: weights from their min-max, activation ranges calibrated
     over ``config.calibration_batches`` batches (min-max or percentile). No training."""
-    model = prepare_qat(model, config)
+    model, weights = prepare_qat(model, config)
     if config.activations:
         if calibration_batches is None:
             raise ValueError("quantization.mode='ptq' with activations=True needs calibration batches")
@@ -274,7 +342,7 @@ def quantize_ptq(
                 m.set_percentile_range(config.percentile)
             m.calibrating, m._samples = False, []
         model.train(was_training)
-    return convert_qat(model)
+    return weights.convert(model)
 
 
 def quantized_bits(model: nn.Module) -> int:

@@ -57,7 +57,7 @@ def dense_size_bytes(model: nn.Module) -> int:
     for m in model.modules():
         if isinstance(m, (*WEIGHT_LAYERS, *NORM_LAYERS)):
             n += sum(getattr(m, a).numel() for a in _NORM_TENSORS if getattr(m, a, None) is not None)
-        elif not isinstance(m, nn.utils.parametrize.ParametrizationList):
+        else:
             n += sum(p.numel() for p in m.parameters(recurse=False))
     return 4 * n
 

@@ -21,18 +21,18 @@ def _pruned(model, **cfg):
     return pruner
 
 
-def _masks(model):
-    return [m.parametrizations.weight[0].mask.bool() for m in _weights(model)]
+def _masks(pruner):
+    return [pruner.mask_of(m).bool() for m in pruner.layers]
 
 
 @pytest.mark.parametrize("amount", [0.3, 0.9, 0.99])
 def test_global_magnitude_matches_torch_global_unstructured(amount):
     ours, ref = mlp(), mlp()
     ref.load_state_dict(ours.state_dict())
-    _pruned(ours, sparsity=amount, scope="global")
+    pruner = _pruned(ours, sparsity=amount, scope="global")
     tprune.global_unstructured([(m, "weight") for m in _weights(ref)], pruning_method=tprune.L1Unstructured,
                                amount=amount)
-    for mine, theirs in zip(_masks(ours), [m.weight_mask.bool() for m in _weights(ref)]):
+    for mine, theirs in zip(_masks(pruner), [m.weight_mask.bool() for m in _weights(ref)]):
         assert torch.equal(mine, theirs)
 
 
@@ -40,8 +40,8 @@ def test_global_magnitude_matches_torch_global_unstructured(amount):
 def test_layer_magnitude_matches_torch_l1_unstructured(name):
     ours = MODELS[name][0]()
     ref = copy.deepcopy(ours)
-    _pruned(ours, sparsity=0.6, scope="layer")
-    for mine, m in zip(_masks(ours), _weights(ref)):
+    pruner = _pruned(ours, sparsity=0.6, scope="layer")
+    for mine, m in zip(_masks(pruner), _weights(ref)):
         tprune.l1_unstructured(m, "weight", amount=0.6)
         assert torch.equal(mine, m.weight_mask.bool())
 
@@ -58,8 +58,8 @@ def test_structured_layer_scope_matches_torch_ln_structured():
 def test_threshold_prunes_below_threshold_times_layer_mean():
     model = mlp()
     before = [m.weight.detach().abs().clone() for m in _weights(model)]
-    _pruned(model, threshold=0.8, scope="layer")
-    for w, mask in zip(before, _masks(model)):
+    pruner = _pruned(model, threshold=0.8, scope="layer")
+    for w, mask in zip(before, _masks(pruner)):
         assert torch.equal(mask, w >= 0.8 * w.mean())
 
 
@@ -82,7 +82,7 @@ def test_gradient_importance_is_accumulated_over_batches(method):
     for acc, got in zip(expected, pruner.importance):
         torch.testing.assert_close(got, acc)
     pruner.update()
-    for acc, mask in zip(expected, _masks(model)):
+    for acc, mask in zip(expected, _masks(pruner)):
         k = round(0.7 * acc.numel())
         assert torch.equal(~mask.reshape(-1), torch.isin(torch.arange(acc.numel()), acc.reshape(-1).topk(k, largest=False).indices))
 
@@ -100,15 +100,46 @@ def test_pruned_weights_stay_exactly_zero_through_optimizer_steps(make_opt):
         opt.step()
         opt.zero_grad()
     pruner = _pruned(model, sparsity=0.8)
-    masks = _masks(model)
-    for _ in range(40):
+    masks = _masks(pruner)
+    for _ in range(40):  # the loop's calls, as CompressionHooks makes them
         nn.functional.cross_entropy(model(torch.randn(32, 64)), torch.randint(0, 10, (32,))).backward()
         opt.step()
         opt.zero_grad()
+        pruner.apply_()
+        for m, mask in zip(_weights(model), masks):  # every forward sees exact zeros
+            assert (m.weight[~mask] == 0).all()
     for m, mask in zip(_weights(model), masks):
         assert (m.weight[~mask] == 0).all()
         assert (m.weight[mask] != 0).float().mean() > 0.99
     assert pruner.sparsity() == pytest.approx(0.8, abs=1e-4)
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-2),
+    lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-2),
+], ids=["sgd_nesterov_wd", "adam_wd"])
+def test_in_place_masks_train_like_torch_prune_reparametrization(make_opt):
+    """Reference: torch.nn.utils.prune recomputes weight = weight_orig * mask in every forward.
+    Our in-place masks must give the same effective weights step after step."""
+    ours, ref = mlp(64), mlp(64)
+    ref.load_state_dict(ours.state_dict())
+    opt_ours, opt_ref = make_opt(ours.parameters()), make_opt(ref.parameters())
+    batches = [(torch.randn(32, 64), torch.randint(0, 10, (32,))) for _ in range(25)]
+    for i, (x, y) in enumerate(batches):
+        if i == 5:  # prune after some optimizer state has built up
+            pruner = _pruned(ours, sparsity=0.75, scope="global")
+            for m, mask in zip(_weights(ref), _masks(pruner)):
+                tprune.custom_from_mask(m, "weight", mask)  # weight_orig: the same Parameter object
+        for model, opt in ((ours, opt_ours), (ref, opt_ref)):
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            opt.zero_grad()
+            if model is ours and i >= 5:
+                pruner.apply_()
+        if i < 5:
+            continue
+        for mine, theirs in zip(_weights(ours), _weights(ref)):  # theirs.weight is only refreshed by a forward
+            torch.testing.assert_close(mine.weight, theirs.weight_orig * theirs.weight_mask, rtol=1e-5, atol=1e-6)
 
 
 def test_cubic_schedule_known_points():
@@ -159,3 +190,14 @@ def test_prune_one_shot_is_permanent_and_smaller():
     assert not any(hasattr(m, "parametrizations") for m in model.modules())
     assert model(torch.randn(2, 1, 40)).shape == (2, 10)
     assert model[0].out_channels == 4 and model[1].num_features == 4 and model[4].in_channels == 4
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 5, 9, 12])
+def test_smallest_breaks_ties_like_topk(k):
+    from orchestrator.compress.prune import _smallest
+
+    scores = torch.tensor([2.0, -torch.inf, 1.0, 1.0, 3.0, 1.0, -torch.inf, 2.0, 0.5, 2.0, 1.0, 4.0])
+    expected = torch.ones(12, dtype=torch.bool)
+    if k:
+        expected[torch.topk(scores, k=k, largest=False).indices] = False
+    assert torch.equal(_smallest(scores, k), expected)

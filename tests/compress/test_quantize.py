@@ -4,7 +4,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from orchestrator.compress import QuantizationConfig, convert_qat, fake_quantize, prepare_qat, quantize_ptq
+import torch.nn.utils.parametrize as parametrize
+
+from orchestrator.compress import QuantizationConfig, fake_quantize, prepare_qat, quantize_ptq
 from orchestrator.compress.quantize import ActivationFakeQuant, FakeQuantize, compute_qparams, qrange
 from tests.compress.conftest import cnn1d, mlp
 
@@ -81,17 +83,19 @@ def test_zero_stays_exactly_zero_asymmetric():
 
 def test_qat_convert_keeps_the_function_and_puts_weights_on_grid():
     cfg = QuantizationConfig(bits=4, symmetric=False, granularity="per_channel", activations=True)
-    model = prepare_qat(cnn1d(), cfg)
+    model, weights = prepare_qat(cnn1d(), cfg)
     assert sum(isinstance(m, ActivationFakeQuant) for m in model) == 4
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     for _ in range(5):
         nn.functional.cross_entropy(model(torch.randn(32, 1, 40)), torch.randint(0, 10, (32,))).backward()
+        weights.restore_float_()
         opt.step()
         opt.zero_grad()
+        weights.quantize_()
     model.eval()
     x = torch.randn(8, 1, 40)
     before = model(x).detach()
-    model = convert_qat(model)
+    model = weights.convert(model)
     assert torch.equal(model(x), before)
     conv = model[1]
     assert not hasattr(conv, "parametrizations")
@@ -142,3 +146,55 @@ def test_weight_quantizer_is_self_ranged_so_its_ste_is_the_identity(symmetric):
     assert torch.equal(out, clipped)
     out.sum().backward()
     assert (w.grad == 1).all()
+
+
+@pytest.mark.parametrize("cfg", [
+    dict(bits=4, symmetric=True, granularity="per_channel"),
+    dict(bits=3, symmetric=False, granularity="per_tensor"),
+    dict(bits=5, symmetric=True, granularity="per_tensor", power_of_two=True),
+], ids=["sym-channel-4", "asym-tensor-3", "pow2-tensor-5"])
+def test_master_weights_train_like_the_fake_quant_parametrization(cfg):
+    """Reference: the FakeQuantize module as a torch parametrization, recomputed in every
+    forward with its STE. QatWeights (float masters, quantized in place between steps) must
+    follow the same trajectory: same quantized weights and same float masters, step by step."""
+    config = QuantizationConfig(**cfg)
+    ours, ref = mlp(64), mlp(64)
+    ref.load_state_dict(ours.state_dict())
+    ours, weights = prepare_qat(ours, config)
+    for m in ref.modules():
+        if isinstance(m, nn.Linear):
+            parametrize.register_parametrization(m, "weight", FakeQuantize(
+                config.bits, config.symmetric, config.granularity == "per_channel", config.power_of_two))
+    opt_ours = torch.optim.SGD(ours.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
+    opt_ref = torch.optim.SGD(ref.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
+    linear = lambda model: [m for m in model.modules() if isinstance(m, nn.Linear)]  # noqa: E731
+    for _ in range(15):
+        x, y = torch.randn(32, 64), torch.randint(0, 10, (32,))
+        nn.functional.cross_entropy(ours(x), y).backward()
+        weights.restore_float_()
+        opt_ours.step()
+        opt_ours.zero_grad()
+        weights.quantize_()
+        nn.functional.cross_entropy(ref(x), y).backward()
+        opt_ref.step()
+        opt_ref.zero_grad()
+        for mine, theirs, master in zip(linear(ours), linear(ref), weights.masters):
+            torch.testing.assert_close(master, theirs.parametrizations.weight.original, rtol=1e-5, atol=1e-6)
+            # quantized values: equal up to a level flip where rounding sits on a tie
+            assert (mine.weight != theirs.weight).float().mean() < 1e-3
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("granularity", ["per_channel", "per_tensor"])
+@pytest.mark.parametrize("power_of_two", [False, True])
+def test_master_weights_quantize_bit_identically_to_fake_quantize(symmetric, granularity, power_of_two):
+    model = cnn1d()
+    floats = [m.weight.detach().clone() * 3 for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d))]
+    model, weights = prepare_qat(model, QuantizationConfig(bits=3, symmetric=symmetric, granularity=granularity,
+                                                           power_of_two=power_of_two))
+    for m, w in zip(weights.layers, floats):
+        m.weight.data.copy_(w)
+    weights.quantize_()
+    for m, w, fq, master in zip(weights.layers, floats, weights.quantizers, weights.masters):
+        assert torch.equal(master, w)
+        assert torch.equal(m.weight, fq.quantize(w))
