@@ -111,14 +111,22 @@ class CompressionHooks(TrainHooks):
             metrics["target_sparsity"] = self.target_sparsity
         return metrics
 
-    def finish(self, model: nn.Module) -> nn.Module:
-        """Final masks, then QAT convert, masks baked in (+ channels removed), then PTQ."""
+    def finish_training(self, model: nn.Module) -> None:
+        """Final masks (if the schedule has not reached them) on the model as trained; under
+        FSDP every rank calls this, and the QAT masters are gathered for ``make_permanent``."""
         if self.pruner is not None and not self._pruned_final:
             if self.qat is not None:
                 self.qat.restore_float_()
             self._update(self.config.pruning.sparsity)
+            self._pruned_final = True
             if self.qat is not None:
                 self.qat.quantize_()
+        if self.qat is not None:
+            self.qat.gather_masters()
+
+    def make_permanent(self, model: nn.Module) -> nn.Module:
+        """QAT convert, masks baked in (+ channels removed), then PTQ. ``model`` is the trained
+        model or a whole copy of it (FSDP: gathered on rank 0)."""
         q = self.config.quantization
         if self.qat is not None:
             model = self.qat.convert(model)

@@ -20,7 +20,7 @@ from torch import nn
 
 from orchestrator.compress.config import PruningConfig
 from orchestrator.compress.layers import WEIGHT_LAYERS
-from orchestrator.compress.sharding import full_tensor, like
+from orchestrator.compress.sharding import full_tensor, like, local
 from orchestrator.compress.structured import Link, input_columns, plan_links, remove_channels
 
 
@@ -132,21 +132,21 @@ class Pruner:
     def attach(self) -> None:
         """Create the (all-ones) masks: Linear/Conv weights, and for structured pruning the
         biases and norm affines of the pruned channels."""
-        for m in self.layers:
-            self._add(m, "weight")
-        for link in self.links:
-            if link.layer.bias is not None:
-                self._add(link.layer, "bias")
-            for bn in link.norms:
-                if bn.affine:
-                    self._add(bn, "weight")
-                    self._add(bn, "bias")
-
-    def _add(self, module: nn.Module, name: str) -> None:
-        if (id(module), name) not in self._slot:
+        for module, name in self._masked_tensors(self.layers, self.links):
             self._slot[(id(module), name)] = len(self.masks)
             self.targets.append((module, name))
-            self.masks.append(torch.ones_like(getattr(module, name).detach()))
+            self.masks.append(torch.ones_like(full_tensor(getattr(module, name).detach())))
+
+    @staticmethod
+    def _masked_tensors(layers: list[nn.Module], links: list[Link]) -> list[tuple[nn.Module, str]]:
+        """(module, tensor name) of everything masked, in a fixed order (so that the masks of
+        one model apply to a copy of it: see ``make_permanent``)."""
+        targets = [(m, "weight") for m in layers]
+        for link in links:
+            if link.layer.bias is not None:
+                targets.append((link.layer, "bias"))
+            targets += [(bn, name) for bn in link.norms if bn.affine for name in ("weight", "bias")]
+        return targets
 
     def mask_of(self, module: nn.Module, name: str = "weight") -> torch.Tensor:
         """The full-size mask of ``module.name`` (1 kept, 0 pruned)."""
@@ -168,7 +168,7 @@ class Pruner:
         """Zero the pruned entries (after an optimizer step moved them)."""
         if self.active:
             tensors = self._tensors()
-            torch._foreach_mul_([t.detach() for t in tensors], self._local_masks(tensors))
+            torch._foreach_mul_([local(t.detach()) for t in tensors], self._local_masks(tensors))
 
     @torch.no_grad()
     def accumulate(self) -> None:
@@ -240,9 +240,10 @@ class Pruner:
 
     @torch.no_grad()
     def sparsity(self) -> float:
-        """Measured fraction of exactly-zero weights among all prunable (Linear/Conv) weights."""
-        zeros = sum(int((m.weight == 0).sum()) for m in self.layers)
-        return zeros / sum(m.weight.numel() for m in self.layers)
+        """Measured fraction of exactly-zero weights among all prunable (Linear/Conv) weights
+        (gathered when sharded: every rank must call it)."""
+        weights = [full_tensor(m.weight.detach()) for m in self.layers]
+        return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
 
     def state_dict(self) -> dict:
         return {"masks": self.masks, "active": self.active, "batches": self.batches,
@@ -259,10 +260,20 @@ class Pruner:
     @torch.no_grad()
     def make_permanent(self, model: nn.Module) -> nn.Module:
         """Zero the pruned entries for good and, if structured, physically remove the pruned
-        channels. The model is then a plain model (no masks to carry)."""
-        self.apply_()
-        if self.links:
-            remove_channels(self.links, [k.nonzero().reshape(-1) for k in self.channel_keep])
+        channels. ``model`` is the pruned model itself, or a plain copy of it with the same
+        architecture (FSDP: the full model gathered on one rank after training); the masks
+        apply by position. The model is then a plain model (no masks to carry)."""
+        layers = [m for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
+        links = plan_links(model) if self.links else []
+        targets = self._masked_tensors(layers, links)
+        if len(targets) != len(self.masks):
+            raise ValueError(f"model has {len(targets)} prunable tensors, the masks are for {len(self.masks)}")
+        if self.active:
+            for (module, name), mask in zip(targets, self.masks, strict=True):
+                tensor = getattr(module, name).detach()
+                tensor.mul_(mask.to(tensor.device))
+        if links:
+            remove_channels(links, [k.nonzero().reshape(-1) for k in self.channel_keep])
         return model
 
 

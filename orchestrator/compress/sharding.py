@@ -1,15 +1,21 @@
-"""Whole tensors and shards: the two helpers that let compression run under FSDP2.
+"""Whole tensors and shards: the helpers that let compression run under FSDP2.
 
 FSDP2 (``fully_shard``) replaces a module's parameters by DTensors, each rank holding one
 slice along dim 0. Masks and importance scores are decided on whole tensors (a global top-k
-needs every score), and then applied slice by slice. Plain tensors pass straight through,
-so nothing changes for one process or DDP.
+needs every score) and applied slice by slice; per-channel quantization needs only the rows a
+rank holds, per-tensor quantization one all-reduce of the range. Plain tensors pass straight
+through, so nothing changes for one process or DDP.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch.distributed.tensor import DTensor, distribute_tensor
+
+
+def is_sharded(t: torch.Tensor) -> bool:
+    return isinstance(t, DTensor)
 
 
 def full_tensor(t: torch.Tensor) -> torch.Tensor:
@@ -17,12 +23,25 @@ def full_tensor(t: torch.Tensor) -> torch.Tensor:
     return t.full_tensor() if isinstance(t, DTensor) else t
 
 
-def like(whole: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``whole`` laid out like ``t``: sharded the same way when ``t`` is a DTensor.
+def local(t: torch.Tensor) -> torch.Tensor:
+    """This rank's slice as a plain tensor sharing storage with ``t`` (``t`` itself if plain)."""
+    return t.to_local() if isinstance(t, DTensor) else t
 
-    Every rank holds the same ``whole`` (masks are computed from gathered scores), so each
-    keeps its own slice without communication (``src_data_rank=None``).
+
+def like(whole: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """This rank's slice of ``whole``, cut as ``t`` is cut (a plain tensor).
+
+    Every rank holds the same ``whole`` (masks are computed from gathered scores, masters
+    from the same weights), so each keeps its own slice without communication
+    (``src_data_rank=None``).
     """
     if isinstance(t, DTensor):
-        return distribute_tensor(whole.to(t.device), t.device_mesh, t.placements, src_data_rank=None)
+        return distribute_tensor(whole.to(t.device), t.device_mesh, t.placements, src_data_rank=None).to_local()
     return whole.to(t.device)
+
+
+def all_max_(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Elementwise max of ``values`` over the ranks that shard ``t`` (in place; no-op if plain)."""
+    if isinstance(t, DTensor):
+        dist.all_reduce(values, op=dist.ReduceOp.MAX, group=t.device_mesh.get_group())
+    return values

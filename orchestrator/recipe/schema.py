@@ -254,10 +254,10 @@ class Recipe(Section):
         par, c = self.parallel, self.compression
         if par.workers == 1:
             return
-        if par.strategy == "fsdp" and (c.pruning is not None or c.quantization is not None):
-            raise ValueError("parallel.strategy 'fsdp' shards each weight across workers, but pruning masks and "
-                             "quantizers act on whole weights: use parallel.strategy 'ddp' with compression.pruning/"
-                             "quantization (distillation works with fsdp)")
+        if par.strategy == "fsdp" and c.quantization is not None and c.quantization.activations:
+            raise ValueError("compression.quantization.activations is not available with parallel.strategy 'fsdp': "
+                             "each worker would observe its own activation ranges from its share of the batch; use "
+                             "parallel.strategy 'ddp' (ranges follow rank 0) or quantize weights only")
         if par.strategy == "pipeline":
             if any(section is not None for section in (c.pruning, c.quantization, c.distillation)):
                 raise ValueError("parallel.strategy 'pipeline' trains dense models only: its loss runs per "

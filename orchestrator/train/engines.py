@@ -81,7 +81,9 @@ class DataParallelEngine:
         """The final model for export and checkpoints (None on ranks that do not hold it).
         Data parallel: the hooks make compression permanent and the result is evaluated."""
         if self.rebuild is not None:
-            return self.gather(self.model)
+            hooks.finish_training(self.model)  # collective: final masks, QAT masters gathered
+            full = self.gather(self.model)
+            return hooks.make_permanent(full) if full is not None else None
         self.model = hooks.finish(self.model)
         self.trained = self.model  # evaluate the finished model itself, unwrapped
         return self.model

@@ -18,6 +18,9 @@ Order of calls, per run::
             hooks.after_optimizer_step(model, step)   # e.g. re-apply masks
         metrics.update(hooks.end_epoch(model, epoch)) # e.g. sparsity, bits
     model = hooks.finish(model)                       # make masks/quantization permanent
+
+``finish`` is ``finish_training`` (on the model as trained; collective when it is sharded)
+then ``make_permanent`` (on a whole model: FSDP calls it on the model gathered on rank 0).
 """
 
 from __future__ import annotations
@@ -51,6 +54,15 @@ class TrainHooks:
         return {}
 
     def finish(self, model: nn.Module) -> nn.Module:
+        self.finish_training(model)
+        return self.make_permanent(model)
+
+    def finish_training(self, model: nn.Module) -> None:
+        """Last changes to the model as trained (every rank calls it when it is sharded)."""
+        return None
+
+    def make_permanent(self, model: nn.Module) -> nn.Module:
+        """The trained model, or a whole copy of it, as it will be exported."""
         return model
 
     def state_dict(self) -> dict:

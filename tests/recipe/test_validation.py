@@ -225,6 +225,11 @@ def test_four_problems_across_sections_from_a_file(write, load_problems):
         ({"train": {"init": "baseline"}, "baseline": {"enabled": False}}, ["train.init", "baseline.enabled"]),
         ({"data": {"val_fraction": 0.5, "test_fraction": 0.45}}, ["val_fraction", "test_fraction"]),
         ({"train": {"optimizer": {"nesterov": True, "momentum": 0}}}, ["nesterov", "momentum"]),
+        ({"parallel": {"workers": 2, "strategy": "fsdp"},
+          "compression": {"quantization": {"bits": 4, "activations": True}}},
+         ["compression.quantization.activations", "'fsdp'", "its own activation ranges"]),
+        ({"parallel": {"workers": 2, "strategy": "pipeline"}, "compression": {"pruning": {"sparsity": 0.5}}},
+         ["'pipeline'", "dense models only"]),
     ],
 )
 def test_cross_field_rules(data, fragments):
@@ -250,5 +255,8 @@ def test_cross_field_rules_accept_the_valid_combinations():
         {"parallel": {"use_gpu": True, "gpus_per_worker": 0.5}},
         {"train": {"epochs": 3}, "search": {"scheduler": {"name": "asha", "grace_period": 3}}},
         {"train": {"epochs": 1}, "search": {"scheduler": {"name": "none"}}},
+        {"parallel": {"workers": 2, "strategy": "fsdp"}, "compression": {
+            "pruning": {"sparsity": 0.5, "structured": True}, "quantization": {"bits": 4},
+            "distillation": {"alpha": 0.5}}},
     ):
         build_template({"name": "ok", **data})

@@ -18,13 +18,13 @@ from orchestrator.sweep.runner import run_sweep
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-def _recipe(tmp_path, workers: int, sparsity, alpha) -> dict:
+def _recipe(tmp_path, workers: int, sparsity, alpha, strategy: str = "ddp") -> dict:
     return {
-        "name": f"t-compress-w{workers}",
+        "name": f"t-compress-w{workers}-{strategy}",
         "data": {"name": "digits"},
         "model": {"name": "mlp", "hidden": [64]},
         "train": {"epochs": 3, "lr": 0.02, "init": "baseline"},
-        "parallel": {"workers": workers},
+        "parallel": {"workers": workers, "strategy": strategy},
         "baseline": {"epochs": 6, "overrides": {"train.lr": 0.1}},
         "compression": {
             "pruning": {"sparsity": sparsity, "schedule": "gradual", "end_epoch": 2, "frequency": 5},
@@ -67,10 +67,18 @@ def test_compression_trials_export_artifacts_that_match_their_rows(ray_local, tm
     assert (sweep["val_accuracy"] > 0.8).all()
 
 
-def test_pruning_and_distillation_under_ddp(ray_local, tmp_path):
-    template = build_template(_recipe(tmp_path, 2, 0.8, 0.5))
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_pruning_qat_and_distillation_on_two_workers(ray_local, tmp_path, strategy):
+    """DDP: every rank holds the model; FSDP2: each holds half of every weight, masks are
+    chosen on gathered scores and the model is gathered on rank 0 for export."""
+    template = build_template(_recipe(tmp_path, 2, 0.8, 0.5, strategy))
     outcome = run_sweep(template, quiet=True, console=_quiet())
     row = outcome.trials[outcome.trials["stage"] == "sweep"].iloc[0]
     assert row["status"] == "completed", row["error"]
     assert os.path.getsize(row["artifact_path"]) == row["size_bytes"]
     assert row["sparsity"] == pytest.approx(0.8, abs=0.01) and row["val_accuracy"] > 0.8
+    assert row["bits"] == 4 and row["compression_ratio"] > 10
+    splits = load_splits(template.base.data)
+    with torch.no_grad():  # the exported artifact is the model the trial evaluated
+        accuracy = (load_artifact(row["artifact_path"])(splits.test_x).argmax(1) == splits.test_y).float().mean()
+    assert float(accuracy) == pytest.approx(row["test_accuracy"], abs=1e-6)
