@@ -38,11 +38,18 @@ def _live_threshold(flat: torch.Tensor, k: int) -> torch.Tensor | float | None:
     scores only: already-pruned entries (-inf) are the lowest anyway, and thousands of equal
     values slow a selection down (numpy's partition: 7 ms at 90 % pruned, 0.13 ms on the live
     10 %). None when k is less than the pruned count (the tie rule must pick among them)."""
-    if flat.device.type == "cpu":
-        scores = flat.contiguous().numpy()
-        live = scores[scores > -np.inf]
-        k_live = k - (scores.size - live.size)
-        return float(np.partition(live, k_live - 1)[k_live - 1]) if k_live > 0 else None
+    return _threshold_numpy(flat, k) if flat.device.type == "cpu" else _threshold_torch(flat, k)
+
+
+def _threshold_numpy(flat: torch.Tensor, k: int) -> float | None:
+    scores = flat.contiguous().numpy()
+    live = scores[scores > -np.inf]
+    k_live = k - (scores.size - live.size)
+    return float(np.partition(live, k_live - 1)[k_live - 1]) if k_live > 0 else None
+
+
+def _threshold_torch(flat: torch.Tensor, k: int) -> torch.Tensor | None:
+    """Accelerators: no copy to the host (``kthvalue`` runs on the device)."""
     live = flat[torch.isfinite(flat)]
     k_live = k - (flat.numel() - live.numel())
     return torch.kthvalue(live, k_live).values if k_live > 0 else None

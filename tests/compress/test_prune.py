@@ -201,3 +201,15 @@ def test_smallest_breaks_ties_like_topk(k):
     if k:
         expected[torch.topk(scores, k=k, largest=False).indices] = False
     assert torch.equal(_smallest(scores, k), expected)
+
+
+def test_numpy_and_torch_thresholds_agree():
+    from orchestrator.compress.prune import _threshold_numpy, _threshold_torch
+
+    scores = torch.rand(5000, generator=torch.Generator().manual_seed(3))
+    scores[::3] = -torch.inf  # 1667 already pruned
+    for k in (1, 1666, 1667, 1668, 3000, 4999):
+        numpy_value, torch_value = _threshold_numpy(scores, k), _threshold_torch(scores, k)
+        assert (numpy_value is None) == (torch_value is None) == (k <= 1667)
+        if numpy_value is not None:
+            assert numpy_value == float(torch_value)
