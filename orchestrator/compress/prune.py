@@ -20,7 +20,7 @@ from torch import nn
 
 from orchestrator.compress.config import PruningConfig
 from orchestrator.compress.layers import WEIGHT_LAYERS
-from orchestrator.compress.sharding import full_tensor, like, local
+from orchestrator.compress.sharding import full_tensor, like, local, shard_like
 from orchestrator.compress.structured import Link, input_columns, plan_links, remove_channels
 
 
@@ -253,15 +253,20 @@ class Pruner:
         return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
 
     def state_dict(self) -> dict:
-        return {"masks": self.masks, "active": self.active, "batches": self.batches,
-                "importance": self.importance, "channel_keep": self.channel_keep}
+        """A snapshot of whole tensors (importance gathered when sharded: every rank must call it)."""
+        importance = None if self.importance is None else [full_tensor(acc).clone() for acc in self.importance]
+        return {"masks": [m.clone() for m in self.masks], "active": self.active, "batches": self.batches,
+                "importance": importance, "channel_keep": [k.clone() for k in self.channel_keep]}
 
     @torch.no_grad()
     def load_state_dict(self, state: dict) -> None:
         for mask, saved in zip(self.masks, state["masks"], strict=True):
             mask.copy_(saved)
         self.active, self.batches = bool(state["active"]), int(state["batches"])
-        self.importance, self.channel_keep = state["importance"], list(state["channel_keep"])
+        self.channel_keep = list(state["channel_keep"])
+        importance = state["importance"]
+        self.importance = None if importance is None else [
+            shard_like(acc, m.weight.detach()) for acc, m in zip(importance, self.layers, strict=True)]
         self._local = None
 
     @torch.no_grad()

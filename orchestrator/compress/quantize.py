@@ -25,7 +25,7 @@ from torch import nn
 
 from orchestrator.compress.config import QuantizationConfig
 from orchestrator.compress.layers import WEIGHT_LAYERS
-from orchestrator.compress.sharding import all_max_, full_tensor, is_sharded, like, local
+from orchestrator.compress.sharding import all_max_, full_tensor, gather_like, is_sharded, like, local
 
 _MIN_SCALE = 1e-12  # an all-zero tensor still gets a finite step
 
@@ -309,11 +309,15 @@ class QatWeights:
         self.masters = whole
 
     def state_dict(self) -> dict:
-        return {"masters": self.masters}
+        """A snapshot of the whole masters (gathered when sharded: every rank must call it)."""
+        self._weights()  # masters cut as the parameters are now
+        return {"masters": [gather_like(master, p).clone() for master, p in zip(self.masters, self._params)]}
 
     @torch.no_grad()
     def load_state_dict(self, state: dict) -> None:
-        torch._foreach_copy_(self.masters, list(state["masters"]))
+        self._weights()
+        saved = [like(whole, p) for whole, p in zip(state["masters"], self._params, strict=True)]
+        torch._foreach_copy_(self.masters, saved)
 
     @torch.no_grad()
     def convert(self, model: nn.Module) -> nn.Module:

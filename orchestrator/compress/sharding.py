@@ -45,3 +45,17 @@ def all_max_(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     if isinstance(t, DTensor):
         dist.all_reduce(values, op=dist.ReduceOp.MAX, group=t.device_mesh.get_group())
     return values
+
+
+def gather_like(part: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor whose slices (``part`` on this rank) are cut as ``t`` is. Collective."""
+    if isinstance(t, DTensor):
+        return DTensor.from_local(part, t.device_mesh, t.placements, shape=t.shape, stride=t.stride()).full_tensor()
+    return part
+
+
+def shard_like(whole: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``whole`` as a tensor laid out like ``t``: a DTensor sharded alike, or plain."""
+    if isinstance(t, DTensor):
+        return distribute_tensor(whole.to(t.device), t.device_mesh, t.placements, src_data_rank=None)
+    return whole.to(t.device)

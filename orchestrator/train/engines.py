@@ -57,6 +57,25 @@ class DataParallelEngine:
     def parameters(self):
         return self.trained.parameters()
 
+    def training_state(self, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+        """(model, optimizer) state dicts for a checkpoint: whole tensors (FSDP: gathered, a
+        collective, on rank 0, which writes checkpoints; empty on the other ranks)."""
+        if self.rebuild is None:
+            return self.model.state_dict(), optimizer.state_dict()
+        from orchestrator.train.model_parallel import full_training_state
+
+        return full_training_state(self.model, optimizer)
+
+    def load_training_state(self, model_state: dict, optimizer_state: dict, optimizer: torch.optim.Optimizer) -> None:
+        """Inverse of ``training_state``; under FSDP every rank loads the whole state and keeps its shards."""
+        if self.rebuild is None:
+            self.model.load_state_dict(model_state)
+            optimizer.load_state_dict(optimizer_state)
+            return
+        from orchestrator.train.model_parallel import load_full_training_state
+
+        load_full_training_state(self.model, optimizer, model_state, optimizer_state)
+
     def accepts(self, rows: int, world_size: int) -> bool:
         return rows >= world_size  # a rank without rows would stall the gradient all-reduce
 
@@ -103,6 +122,12 @@ class PipelineEngine:
 
     def parameters(self):
         return self.runner.module.parameters()
+
+    def training_state(self, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+        raise NotImplementedError("pipeline trials are not checkpointed: a failed one restarts from scratch")
+
+    def load_training_state(self, model_state: dict, optimizer_state: dict, optimizer: torch.optim.Optimizer) -> None:
+        raise NotImplementedError("pipeline trials are not checkpointed: a failed one restarts from scratch")
 
     def accepts(self, rows: int, world_size: int) -> bool:
         return rows % self.n_microbatches == 0  # equal microbatches keep the whole-batch gradient

@@ -111,8 +111,7 @@ def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: Trai
     history: list[dict] = []
     first_epoch = 0
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
+        engine.load_training_state(resume["model"], resume["optimizer"], optimizer)
         hooks.load_state_dict(resume["hooks"])
         torch.set_rng_state(resume["rng"])
         first_epoch, history = int(resume["epoch"]), list(resume["history"])
@@ -169,7 +168,8 @@ def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: Trai
             metrics["size_bytes"] = size
         history.append(metrics)
         if checkpoint is not None and not final and (epoch + 1) % max(checkpoint_every, 1) == 0:
-            checkpoint({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "hooks": hooks.state_dict(), "rng": torch.get_rng_state(), "history": history})
+            model_state, optimizer_state = engine.training_state(optimizer)  # collective when sharded
+            checkpoint({"epoch": epoch + 1, "model": model_state, "optimizer": optimizer_state,
+                        "hooks": hooks.state_dict(), "rng": torch.get_rng_state(), "history": list(history)})
         report(metrics, model, final)
     return TrainResult(model=model, history=history)

@@ -16,7 +16,13 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import fully_shard
 
@@ -26,6 +32,8 @@ __all__ = [
     "PipelineError",
     "PipelineRunner",
     "full_state_dict",
+    "full_training_state",
+    "load_full_training_state",
     "shard_model",
     "split_stages",
     "stage_io_shapes",
@@ -74,3 +82,21 @@ def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     _require_distributed()
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     return get_model_state_dict(model, options=options)
+
+
+def full_training_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Whole model and optimizer state (momentum, Adam moments) of a sharded model, on CPU on
+    rank 0 (which writes checkpoints); the other ranks get empty dicts. Collective."""
+    _require_distributed()
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=options), get_optimizer_state_dict(model, optimizer, options=options)
+
+
+def load_full_training_state(model: nn.Module, optimizer: torch.optim.Optimizer, model_state: dict,
+                             optimizer_state: dict) -> None:
+    """Load whole states (every rank holds them, read from the same checkpoint) into the
+    sharded model and its optimizer; each rank keeps its shards. Collective."""
+    _require_distributed()
+    options = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(model, model_state, options=options)
+    set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)

@@ -77,8 +77,9 @@ def _worker_loop(config: dict) -> None:
     hooks = task.compression.hooks(task.recipe, splits, task.epochs) if task.compression else None
     device = ray.train.torch.get_device()
 
-    # Only DDP keeps a full model copy on every rank; sharded strategies restart from scratch.
-    resumable = task.recipe.parallel.strategy == "ddp" and task.recipe.train.checkpoint_every > 0
+    # DDP: every rank holds the whole state; FSDP: gathered to rank 0 for the checkpoint and
+    # re-sharded from it on resume. Pipeline stages are not checkpointed (restart from scratch).
+    resumable = task.recipe.parallel.strategy in ("ddp", "fsdp") and task.recipe.train.checkpoint_every > 0
     resume = load_training_state(ray.train.get_checkpoint()) if resumable else None
     pending: dict = {}
 

@@ -39,20 +39,30 @@ def _live_pids(class_name: str, address: str) -> list[int]:
     return [a.pid for a in actors if a.class_name == class_name and a.state == "ALIVE" and a.pid]
 
 
+def _progress(sweep_root) -> pd.DataFrame:
+    """The one trial's raw progress.csv: every report Tune logged, repeats included."""
+    try:
+        progress = list(sweep_root.glob("*/*/_tune/sweep/*/progress.csv"))
+        return pd.read_csv(progress[0]) if progress else pd.DataFrame()
+    except Exception:  # empty or half-written while the trial reports
+        return pd.DataFrame()
+
+
 def _kill_first(class_name: str, after_s: float, sweep_root, killed: list, errors: list) -> None:
-    """SIGKILL one process of that kind once it has been training for ``after_s`` seconds:
-    the trial process once its progress.csv shows an epoch (Tune's "pid" column names it),
-    a Train worker once the State API has shown it alive for that long."""
+    """SIGKILL one process of that kind ``after_s`` seconds after the trial's progress.csv
+    first shows an epoch (so a checkpoint exists to resume from): the trial process (Tune's
+    "pid" column names it) or a Train worker (found through the State API)."""
     import ray
 
     address = ray.get_runtime_context().gcs_address  # this session's Ray, not any other on the machine
     deadline, first_seen = time.monotonic() + 180, None
     while time.monotonic() < deadline and not killed:
         try:
-            if class_name == "ImplicitFunc":
-                progress = list(sweep_root.glob("*/*/_tune/sweep/*/progress.csv"))
-                rows = pd.read_csv(progress[0]) if progress else pd.DataFrame()
-                pids = [int(rows["pid"].iloc[-1])] if len(rows) else []
+            rows = _progress(sweep_root)
+            if not len(rows):
+                pids = []
+            elif class_name == "ImplicitFunc":
+                pids = [int(rows["pid"].iloc[-1])]
             else:
                 pids = _live_pids(class_name, address)
         except Exception as exc:  # a half-written csv, a busy State API: look again
@@ -61,12 +71,14 @@ def _kill_first(class_name: str, after_s: float, sweep_root, killed: list, error
         if pids and first_seen is None:
             first_seen = time.monotonic()
         if pids and time.monotonic() - first_seen >= after_s:
+            reported = len(_progress(sweep_root))  # epochs Tune had logged (it may lag: at least these)
             for pid in pids:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     continue
                 killed.append(pid)
+                killed.append(reported)
                 return
         time.sleep(0.1)
     errors.append(f"gave up; progress files: {list(sweep_root.glob('**/progress.csv'))}")
@@ -74,16 +86,24 @@ def _kill_first(class_name: str, after_s: float, sweep_root, killed: list, error
 
 # Epochs take ~0.15 s in one process, so the one-worker trial gets more of them: the kill
 # must land while it is still training.
-@pytest.mark.parametrize(("workers", "victim", "epochs"), [(2, "RayTrainWorker", 30), (1, "ImplicitFunc", 40)],
-                         ids=["train-worker", "trial-process"])
-def test_a_killed_process_mid_trial_restarts_from_its_checkpoint(ray_local, tmp_path, workers, victim, epochs):
+@pytest.mark.parametrize(("workers", "strategy", "victim", "epochs"),
+                         [(2, "ddp", "RayTrainWorker", 30), (2, "fsdp", "RayTrainWorker", 30),
+                          (1, "ddp", "ImplicitFunc", 40)],
+                         ids=["ddp-train-worker", "fsdp-train-worker", "trial-process"])
+def test_a_killed_process_mid_trial_restarts_from_its_checkpoint(ray_local, tmp_path, workers, strategy, victim,
+                                                                  epochs):
     killed: list[int] = []
     errors: list[str] = []
     killer = threading.Thread(target=_kill_first, args=(victim, 1.5, tmp_path / "results", killed, errors), daemon=True)
     killer.start()
-    outcome = run_sweep(build_template(_recipe(tmp_path, workers, epochs)), quiet=True, console=Console(file=open(os.devnull, "w")))
+    recipe = _recipe(tmp_path, workers, epochs)
+    recipe["parallel"]["strategy"] = strategy
+    outcome = run_sweep(build_template(recipe), quiet=True, console=Console(file=open(os.devnull, "w")))
     killer.join(timeout=5)
     assert killed, f"no {victim} process was killed; State API errors: {errors[-3:]}"
+    assert killed[-1] >= 1, "the kill came before the first checkpoint"
+    raw = _progress(tmp_path / "results")  # a restart from scratch would report epoch 1 again
+    assert (raw["epoch"] == 1).sum() == 1, raw[["epoch", "training_iteration"]].to_string()
 
     row = outcome.trials.iloc[0]
     assert row["status"] == "completed" and row["epochs_run"] == epochs, row["error"]

@@ -53,7 +53,7 @@ def _teacher(splits) -> torch.Tensor:
     return torch.randn(len(splits.train_y), splits.num_classes, generator=torch.Generator().manual_seed(7))
 
 
-def _train(name: str, rank: int = 0, world_size: int = 1) -> dict:
+def _train(name: str, rank: int = 0, world_size: int = 1, **loop_kwargs) -> dict:
     recipe = _recipe(CONFIGS[name])
     splits = load_splits(recipe.data)
     hooks = make_hooks(recipe, splits, recipe.train.epochs, _teacher(splits))
@@ -69,7 +69,8 @@ def _train(name: str, rank: int = 0, world_size: int = 1) -> dict:
         return model
 
     engine = (lambda m: DataParallelEngine(m, wrap=shard_model, rebuild=rebuild)) if world_size > 1 else None
-    result = train_model(recipe, splits, report, hooks=hooks, rank=rank, world_size=world_size, make_engine=engine)
+    result = train_model(recipe, splits, report, hooks=hooks, rank=rank, world_size=world_size, make_engine=engine,
+                         **loop_kwargs)
     return {"history": result.history, "state": final.get("state")}
 
 
@@ -78,7 +79,19 @@ def _worker(rank: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     try:
-        torch.save({name: _train(name, rank, WORLD) for name in CONFIGS}, os.path.join(out, f"rank{rank}.pt"))
+        results = {}
+        for name in CONFIGS:
+            saved: list[dict] = []
+            results[name] = _train(name, rank, WORLD, checkpoint=saved.append, checkpoint_every=1)
+            # Interrupted after epoch 1: every rank reads rank 0's checkpoint file, as Ray
+            # Train hands each worker the checkpoint, and training continues from it.
+            path = os.path.join(out, f"{name}.ckpt")
+            if rank == 0:
+                torch.save(saved[0], path)
+            dist.barrier()
+            resumed = _train(name, rank, WORLD, resume=torch.load(path, weights_only=True))
+            results[name]["resumed"] = resumed
+        torch.save(results, os.path.join(out, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -124,3 +137,16 @@ def test_fsdp_compressed_training_matches_one_process(ranks, name):
     assert zeros == pytest.approx(ref_zeros, abs=0.005) and zeros > 0.2
     scales = [k for k in expected if k.endswith("weight_scale")]
     assert scales, "QAT convert registered the quantization parameters"
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_fsdp_training_resumed_from_a_checkpoint_equals_uninterrupted(ranks, name):
+    """The checkpoint holds whole tensors (model, optimizer moments, masks, importance, QAT
+    masters, gathered from the shards); resuming re-shards them and training ends exactly
+    where the uninterrupted run ended."""
+    whole, resumed = ranks[0][name], ranks[0][name]["resumed"]
+    keys = ("train_loss", "val_loss", "val_accuracy", "sparsity")
+    assert [[h[k] for k in keys] for h in resumed["history"]] == [[h[k] for k in keys] for h in whole["history"]]
+    assert resumed["state"].keys() == whole["state"].keys()
+    for key, value in whole["state"].items():
+        assert torch.equal(resumed["state"][key], value), key
