@@ -12,12 +12,10 @@ compared element by element with a small allowance for such flips.
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from orchestrator.data import load_splits
 from orchestrator.models import build_model
@@ -26,6 +24,7 @@ from orchestrator.sweep.compression import make_hooks
 from orchestrator.train.engines import DataParallelEngine
 from orchestrator.train.loop import train_model
 from orchestrator.train.model_parallel import shard_model
+from tests.train.gloo import init_rank, spawn_ranks
 
 WORLD = 2
 CONFIGS = {
@@ -75,9 +74,7 @@ def _train(name: str, rank: int = 0, world_size: int = 1, **loop_kwargs) -> dict
 
 
 def _worker(rank: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    init_rank(rank, WORLD, port)
     try:
         results = {}
         for name in CONFIGS:
@@ -96,18 +93,9 @@ def _worker(rank: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
-    out = tmp_path_factory.mktemp("fsdp_compression")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
-    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+    return spawn_ranks(_worker, WORLD, tmp_path_factory.mktemp("fsdp_compression"))
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

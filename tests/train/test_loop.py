@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import sys
 
 import pytest
@@ -23,6 +22,7 @@ from orchestrator.recipe import build_template
 from orchestrator.recipe.schema import DataConfig, ModelConfig, TrainConfig
 from orchestrator.train.hooks import TrainHooks
 from orchestrator.train.loop import build_optimizer, evaluate, train_model, weight_stats
+from tests.train.gloo import free_port
 
 METRIC_KEYS = {"epoch", "train_loss", "val_loss", "val_accuracy", "test_accuracy", "lr", "size_bytes",
                "dense_size_bytes", "epoch_s", "nonzero_params", "sparsity", "bits"}
@@ -251,12 +251,6 @@ def _ddp_worker(rank: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ddp_histories(tmp_path_factory):
     # spawn pickles _ddp_worker by module name; make sure the child can import this module
@@ -269,7 +263,7 @@ def ddp_histories(tmp_path_factory):
     import multiprocessing
 
     multiprocessing.set_forkserver_preload(["torch", "orchestrator.train.loop", _ddp_worker.__module__])
-    mp.start_processes(_ddp_worker, args=(_free_port(), out), nprocs=2, join=True, start_method="forkserver")
+    mp.start_processes(_ddp_worker, args=(free_port(), out), nprocs=2, join=True, start_method="forkserver")
     ranks = []
     for rank in range(2):
         with open(f"{out}.{rank}") as f:

@@ -13,12 +13,10 @@ from __future__ import annotations
 import functools
 import os
 import re
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
@@ -31,6 +29,7 @@ from orchestrator.train.model_parallel import (
     split_stages,
     stage_io_shapes,
 )
+from tests.train.gloo import init_rank, spawn_ranks
 
 WORLD, STEPS, BATCH, MICRO, LR = 2, 5, 16, 4, 0.1
 RTOL = 1e-5
@@ -130,9 +129,7 @@ def _errors() -> dict:
 
 
 def _worker(rank: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    init_rank(rank, WORLD, port)
     try:
         results = {
             "fsdp/mlp": _run_fsdp("mlp"),
@@ -146,18 +143,9 @@ def _worker(rank: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
-    out = tmp_path_factory.mktemp("model_parallel")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
-    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+    return spawn_ranks(_worker, WORLD, tmp_path_factory.mktemp("model_parallel"))
 
 
 def _rel(a, b) -> float:
