@@ -98,8 +98,10 @@ def train_model(recipe: Recipe, splits: Splits, report: Reporter, *, hooks: Trai
     if initial_state is not None:
         model.load_state_dict(initial_state)
     dense_bytes = dense_fp32_bytes(model)  # before prepare: the reference is the dense model
+    if device is not None:  # first: compression state (masks, QAT masters) is made beside the weights
+        model.to(device)
     model = hooks.prepare(model)
-    if device is not None:
+    if device is not None:  # and modules the hooks inserted (activation quantizers)
         model.to(device)
     engine = make_engine(model) if make_engine else DataParallelEngine(model, wrap)
     optimizer = build_optimizer(cfg, engine.parameters())
