@@ -48,10 +48,15 @@ def _cmd_run(args) -> int:
     from orchestrator.recipe import load_recipe
 
     template = load_recipe(args.recipe, args.overrides)  # nothing is started or written before this passes
+    from orchestrator.sweep.cluster import default_cluster_file
     from orchestrator.sweep.report import print_summary
     from orchestrator.sweep.runner import run_sweep
 
-    outcome = run_sweep(template, address=args.address, console=console, quiet=args.quiet, cluster=args.cluster,
+    cluster = args.cluster
+    if cluster is None and (found := default_cluster_file(args.address)) is not None:
+        console.print(f"sizing concurrency from this cluster's launcher config {found} (--cluster to choose another)")
+        cluster = str(found)
+    outcome = run_sweep(template, address=args.address, console=console, quiet=args.quiet, cluster=cluster,
                         resume=args.resume)
     print_summary(outcome, console)
     failed = (outcome.trials["status"] == "failed").sum()
@@ -121,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue an interrupted sweep of this recipe (default: the newest): finished trials "
                           "are kept, unfinished ones continue from their last checkpoint")
     run.add_argument("--cluster", default=None, metavar="CLUSTER_YAML",
-                     help="size concurrency from this cluster launcher config's node types (autoscaling clusters)")
+                     help="size concurrency from this cluster launcher config's node types (autoscaling clusters; "
+                          "default with --address: the head's ~/ray_bootstrap_config.yaml when it exists)")
     run.set_defaults(func=_cmd_run)
 
     validate = sub.add_parser("validate", help="check a recipe without running it",

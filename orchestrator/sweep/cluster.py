@@ -29,6 +29,21 @@ class NodeType:
         return min(fits) if fits else 0
 
 
+# `ray up` writes the launcher config it used onto the head node under this name.
+BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
+
+
+def default_cluster_file(address: str | None) -> Path | None:
+    """The launcher config of the cluster this process runs on, when it can be found: on the
+    head of a cluster started with ``ray up`` (where ``--address auto`` and ``ray job submit``
+    run), ``~/ray_bootstrap_config.yaml``. None for an embedded local Ray or elsewhere, where
+    only ``--cluster`` says what the autoscaler can add."""
+    if address is None:
+        return None
+    path = Path(BOOTSTRAP_CONFIG).expanduser()
+    return path if path.is_file() else None
+
+
 def read_node_types(path: str | Path) -> list[NodeType]:
     """Worker node types of a cluster launcher config, with their declared resources."""
     path = Path(path)

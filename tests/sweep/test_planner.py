@@ -67,3 +67,17 @@ def test_cluster_yaml_node_types_size_the_sweep():
     with pytest.raises(PlanError):  # more GPUs per worker than any node type has
         plan_resources(_recipe(use_gpu=True, gpus_per_worker=8), cpus, gpus, total_trials=1, local=False,
                        max_node_cpus=node_cpus, max_node_gpus=node_gpus)
+
+
+def test_on_a_ray_up_head_the_launcher_config_is_found(tmp_path, monkeypatch):
+    """`ray up` leaves its config on the head as ~/ray_bootstrap_config.yaml: `run --address`
+    plans from it without --cluster; an embedded local Ray never does."""
+    from orchestrator.sweep.cluster import default_cluster_file
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_cluster_file("auto") is None  # not a cluster head
+    (tmp_path / "ray_bootstrap_config.yaml").write_text(open("cluster.yaml").read())
+    found = default_cluster_file("auto")
+    assert found == tmp_path / "ray_bootstrap_config.yaml"
+    assert default_cluster_file(None) is None
+    assert read_node_types(found) == read_node_types("cluster.yaml")
