@@ -27,3 +27,14 @@ def ray_local():
              _temp_dir=os.path.join(_TMP, "ray"))
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test (timings and float sums repeatable on a shared box)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

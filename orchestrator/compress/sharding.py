@@ -35,9 +35,7 @@ def like(whole: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     from the same weights), so each keeps its own slice without communication
     (``src_data_rank=None``).
     """
-    if isinstance(t, DTensor):
-        return distribute_tensor(whole.to(t.device), t.device_mesh, t.placements, src_data_rank=None).to_local()
-    return whole.to(t.device)
+    return local(shard_like(whole, t))
 
 
 def all_max_(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

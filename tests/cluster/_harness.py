@@ -7,14 +7,16 @@ line ``VERDICT {json}`` that the pytest test asserts on."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
 import os
+import shutil
 import signal
 import socket
 import tempfile
 import threading
 import time
+import traceback
 
 VERDICT_PREFIX = "VERDICT "
 
@@ -214,6 +216,19 @@ def stop_local_cluster(cluster, root: str, verdict: dict) -> None:
         cluster.shutdown()
     verdict["stragglers_killed"] = reap(ours) + kill_processes_mentioning(root)
     verdict["stop_s"] = round(time.monotonic() - stopping, 1)
+
+
+@contextlib.contextmanager
+def failures_into(verdict: dict):
+    """Whatever the scenario raises becomes its verdict's failure (the verdict must say what
+    happened); an interrupt (KeyboardInterrupt, SystemExit) is recorded and still propagates."""
+    try:
+        yield
+    except BaseException as exc:  # noqa: BLE001
+        traceback.print_exc()
+        verdict["failures"] = [f"{type(exc).__name__}: {exc}"]
+        if not isinstance(exc, Exception):
+            raise
 
 
 def conclude(verdict: dict, root: str, started: float) -> int:

@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _harness as h  # noqa: E402
@@ -194,18 +193,14 @@ def main(argv: list[str]) -> int:
     verdict: dict = {"scenario": "autoscale_sweep", "root": root}
     proc = None
     try:
-        proc, gcs_address = start_head(root, head_cpus=1)
-        wait_for_head(proc)
-        verdict["head_up_s"] = round(time.monotonic() - t0, 1)
-        cluster_file = os.path.join(root, "autoscaling.json") if plan_from_file else None
-        verdict["plan_from_cluster_file"] = plan_from_file
-        verdict.update(run(root, gcs_address, cluster_file))
-        verdict["failures"] = checks(verdict, cluster_file)
-    except BaseException as exc:  # noqa: BLE001 - the verdict must say what happened
-        traceback.print_exc()
-        verdict["failures"] = [f"{type(exc).__name__}: {exc}"]
-        if not isinstance(exc, Exception):
-            raise
+        with h.failures_into(verdict):
+            proc, gcs_address = start_head(root, head_cpus=1)
+            wait_for_head(proc)
+            verdict["head_up_s"] = round(time.monotonic() - t0, 1)
+            cluster_file = os.path.join(root, "autoscaling.json") if plan_from_file else None
+            verdict["plan_from_cluster_file"] = plan_from_file
+            verdict.update(run(root, gcs_address, cluster_file))
+            verdict["failures"] = checks(verdict, cluster_file)
     finally:
         import ray
 

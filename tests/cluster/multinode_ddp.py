@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _harness as h  # noqa: E402
@@ -116,15 +115,11 @@ def main() -> int:
     verdict: dict = {"scenario": "multinode_ddp", "root": root}
     cluster = None
     try:
-        cluster, cpu_nodes, head = start_cluster()
-        verdict["cluster_up_s"] = round(time.monotonic() - t0, 1)
-        verdict.update(run(root, cluster, cpu_nodes, head))
-        verdict["failures"] = checks(verdict)
-    except BaseException as exc:  # noqa: BLE001 - the verdict must say what happened
-        traceback.print_exc()
-        verdict["failures"] = [f"{type(exc).__name__}: {exc}"]
-        if not isinstance(exc, Exception):
-            raise
+        with h.failures_into(verdict):
+            cluster, cpu_nodes, head = start_cluster()
+            verdict["cluster_up_s"] = round(time.monotonic() - t0, 1)
+            verdict.update(run(root, cluster, cpu_nodes, head))
+            verdict["failures"] = checks(verdict)
     finally:
         h.stop_local_cluster(cluster, root, verdict)
         code = h.conclude(verdict, root, t0)  # printed even when an interrupt propagates

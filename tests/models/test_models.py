@@ -12,12 +12,7 @@ from orchestrator.recipe.schema import ModelConfig
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 CASES = [  # (model config, input shape, classes)

@@ -54,12 +54,7 @@ def _without_timing(history: list[dict]) -> list[dict]:
     return [{k: v for k, v in m.items() if k != "epoch_s"} for m in history]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
